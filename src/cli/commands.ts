@@ -1,0 +1,10 @@
+// The command table. Each command's module exports a Command.
+
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+export const commands: Command[] = [];

@@ -1,0 +1,86 @@
+// One error base class for all of packferry, with stable codes (as undici does).
+// Library code throws; the edge (CLI, HTTP, pkt-line ERR) decides how to report.
+
+/**
+ * Stable error codes. Scripts and tests match on these, so a code is never
+ * renamed or reused once released; add new ones instead.
+ */
+export const ErrorCode = {
+  /** A broken invariant inside packferry: a bug, never the input's fault. */
+  Internal: 'ERR_INTERNAL',
+  /** Bad arguments to a command or function. */
+  Usage: 'ERR_USAGE',
+  /** The operation was cancelled through its AbortSignal. */
+  Aborted: 'ERR_ABORTED',
+  NotFound: 'ERR_NOT_FOUND',
+  /** A named limit (see limits.ts) was exceeded. */
+  LimitExceeded: 'ERR_LIMIT_EXCEEDED',
+
+  // core: object ids and objects
+  InvalidObjectId: 'ERR_INVALID_OBJECT_ID',
+  InvalidObject: 'ERR_INVALID_OBJECT',
+  InvalidObjectType: 'ERR_INVALID_OBJECT_TYPE',
+  HashMismatch: 'ERR_HASH_MISMATCH',
+
+  // protocol: pkt-line and side-band
+  PktLineLength: 'ERR_PKT_LINE_LENGTH',
+  PktLineTruncated: 'ERR_PKT_LINE_TRUNCATED',
+  SideBandChannel: 'ERR_SIDE_BAND_CHANNEL',
+  RemoteError: 'ERR_REMOTE',
+
+  // pack: streaming parse, deltas, index
+  PackSignature: 'ERR_PACK_SIGNATURE',
+  PackVersion: 'ERR_PACK_VERSION',
+  PackTruncated: 'ERR_PACK_TRUNCATED',
+  PackChecksum: 'ERR_PACK_CHECKSUM',
+  PackObjectCount: 'ERR_PACK_OBJECT_COUNT',
+  PackEntryHeader: 'ERR_PACK_ENTRY_HEADER',
+  PackZlib: 'ERR_PACK_ZLIB',
+  PackSizeMismatch: 'ERR_PACK_SIZE_MISMATCH',
+  PackBadOffset: 'ERR_PACK_BAD_OFFSET',
+  PackTrailingData: 'ERR_PACK_TRAILING_DATA',
+  PackDuplicateObject: 'ERR_PACK_DUPLICATE_OBJECT',
+  DeltaCorrupt: 'ERR_DELTA_CORRUPT',
+  DeltaBaseMissing: 'ERR_DELTA_BASE_MISSING',
+  DeltaCycle: 'ERR_DELTA_CYCLE',
+  IndexCorrupt: 'ERR_INDEX_CORRUPT',
+  IndexMismatch: 'ERR_INDEX_MISMATCH',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface PackferryErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+  /** A short suggestion for the user, printed by the CLI after the message. */
+  hint?: string;
+  /** Structured fields (offsets, object ids, limits) for logs and `--json`. */
+  details?: Record<string, unknown>;
+}
+
+export class PackferryError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, options: PackferryErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PackferryError';
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, hint: this.hint, ...this.details };
+  }
+}
+
+export function isPackferryError(err: unknown, code?: ErrorCode): err is PackferryError {
+  return err instanceof PackferryError && (code === undefined || err.code === code);
+}
+
+/** Throws an ERR_INTERNAL error: for states that are bugs, never bad input. */
+export function assertInvariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new PackferryError(ErrorCode.Internal, `internal error: ${message}`);
+}
