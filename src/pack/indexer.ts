@@ -1,0 +1,457 @@
+// Indexing a pack: what `git index-pack` does (builtin/index-pack.c). Pass one
+// streams the pack through the scanner, recording each entry and hashing whole
+// objects; pass two resolves deltas on worker threads; thin packs can be
+// completed by appending the missing bases (`--fix-thin`); the result is a
+// version 2 index identical to Git's for the same pack.
+import { availableParallelism } from 'node:os';
+import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { deflateSync, crc32 } from 'node:zlib';
+import { throwIfAborted } from '../core/abort.js';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { SHA1, type HashAlgorithm } from '../core/hash.js';
+import { withLimits, type Limits } from '../core/limits.js';
+import { oidToHex, type ObjectId } from '../core/oid.js';
+import { noProgress, ProgressMeter, type ProgressSink } from '../core/progress.js';
+import { encodeEntryHeader, MIN_ENTRY_SIZE, PACK_HEADER_SIZE, PackObjectType } from './format.js';
+import { writePackIndexV2 } from './idx.js';
+import { PackFile } from './packfile.js';
+import { Counter, DeltaGraph, DeltaResolver } from './resolve.js';
+import type { ResolveWorkerData, ResolveWorkerMessage } from './resolve-worker.js';
+import { PackScanner, type PackTrailer, type ScannedEntry } from './scanner.js';
+import { NOT_A_DELTA, PackTables, REF_DELTA_BASE } from './tables.js';
+
+/** A whole object supplied from elsewhere to complete a thin pack. */
+export interface BaseObject {
+  /** Object type number: 1 commit, 2 tree, 3 blob, 4 tag. */
+  type: number;
+  data: Uint8Array;
+}
+
+/** Looks up an object outside the pack (e.g. in the repository receiving it). */
+export type BaseResolver = (oid: ObjectId) => Promise<BaseObject | undefined>;
+
+export interface IndexPackOptions {
+  hashAlgorithm?: HashAlgorithm;
+  limits?: Partial<Limits>;
+  /** Threads for delta resolution, including the main one (default: available cores). */
+  threads?: number;
+  /** Bytes of delta bases each thread may hold (default 64 MiB). */
+  cacheLimit?: number;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+  /** Complete a thin pack: missing REF_DELTA bases are looked up here and appended, as `git index-pack --fix-thin`. */
+  fixThin?: BaseResolver;
+}
+
+export interface IndexedPack {
+  packPath: string;
+  /** The pack's trailing checksum: its name in `pack-<checksum>.pack`. */
+  checksum: Buffer;
+  objectCount: number;
+  /** Number of deltas resolved. */
+  deltaCount: number;
+  /** Bases appended to complete a thin pack. */
+  appendedBases: number;
+  /** The serialized version 2 index. */
+  index: Buffer;
+  /** Per-entry tables (ids, types, offsets, depths), e.g. for `verify-pack -v`. */
+  tables: PackTables;
+}
+
+/** Below this many deltas, worker start-up costs more than it saves. */
+const MIN_DELTAS_FOR_WORKERS = 4096;
+const READ_CHUNK = 4 * 1024 * 1024;
+
+/** Collects pass-one results into the shared tables. */
+class EntryRecorder {
+  readonly tables: PackTables;
+  refEntries: number[] = [];
+  refBaseIds: Uint8Array;
+  deltaCount = 0;
+
+  constructor(
+    private readonly algo: HashAlgorithm,
+    capacity: number,
+  ) {
+    this.tables = new PackTables(algo.rawLength, capacity);
+    this.refBaseIds = new Uint8Array(1024 * algo.rawLength);
+  }
+
+  record = (e: ScannedEntry): void => {
+    const t = this.tables;
+    const i = e.index;
+    if (i >= t.capacity) t.ensureCapacity(i + 1);
+    t.offsets[i] = e.offset;
+    t.headerLengths[i] = e.headerLength;
+    t.sizes[i] = e.size;
+    t.crc32s[i] = e.crc32;
+    t.count = i + 1;
+    if (e.oid !== undefined) {
+      t.types[i] = (e.type << 4) | e.type;
+      t.oids.set(e.oid, i * t.hashLength);
+      t.baseIndex[i] = NOT_A_DELTA;
+      t.resultSizes[i] = e.size;
+      return;
+    }
+    t.types[i] = e.type;
+    this.deltaCount++;
+    if (e.type === PackObjectType.OfsDelta) {
+      const base = t.findOffset(e.baseOffset);
+      if (base < 0) {
+        throw new PackferryError(
+          ErrorCode.PackBadOffset,
+          `OFS_DELTA at offset ${e.offset} points to offset ${e.baseOffset}, where no object starts`,
+          { details: { offset: e.offset, baseOffset: e.baseOffset } },
+        );
+      }
+      t.baseIndex[i] = base;
+    } else {
+      t.baseIndex[i] = REF_DELTA_BASE;
+      const k = this.refEntries.length;
+      const need = (k + 1) * this.algo.rawLength;
+      if (need > this.refBaseIds.length) {
+        const grown = new Uint8Array(this.refBaseIds.length * 2);
+        grown.set(this.refBaseIds);
+        this.refBaseIds = grown;
+      }
+      this.refBaseIds.set(e.baseId!, k * this.algo.rawLength);
+      this.refEntries.push(i);
+    }
+  };
+}
+
+/** Indexes a pack file on disk. */
+export async function indexPackFile(packPath: string, options: IndexPackOptions = {}): Promise<IndexedPack> {
+  const algo = options.hashAlgorithm ?? SHA1;
+  const progress = options.progress ?? noProgress;
+  const fh = await open(packPath, 'r');
+  let recorder: EntryRecorder | undefined;
+  let trailer: PackTrailer;
+  try {
+    const { size } = await fh.stat();
+    const scanner = new PackScanner({
+      hashAlgorithm: algo,
+      hashObjects: true,
+      limits: options.limits,
+      onHeader: (header) => {
+        if (header.objectCount * MIN_ENTRY_SIZE > size - PACK_HEADER_SIZE - algo.rawLength) {
+          throw new PackferryError(
+            ErrorCode.PackObjectCount,
+            `pack declares ${header.objectCount} objects but is only ${size} bytes long`,
+            { details: { declared: header.objectCount, packLength: size } },
+          );
+        }
+        recorder = new EntryRecorder(algo, header.objectCount);
+      },
+      onEntry: (e) => recorder!.record(e),
+    });
+    try {
+      const meter = new ProgressMeter(progress, 'Indexing objects');
+      await readInChunks(fh, size, (chunk) => {
+        throwIfAborted(options.signal);
+        scanner.push(chunk);
+        meter.update(scanner.entryCount, scanner.bytesConsumed);
+      });
+      trailer = scanner.end();
+      meter.update(scanner.entryCount, scanner.bytesConsumed);
+      meter.finish();
+    } finally {
+      scanner.close();
+    }
+  } finally {
+    await fh.close();
+  }
+  return resolveAndIndex(packPath, trailer, recorder!, options);
+}
+
+/**
+ * Receives a pack from a stream: writes it to `packPath` while scanning it,
+ * then resolves deltas and builds the index. On any error the partial file
+ * is removed.
+ */
+export async function indexPackStream(
+  source: AsyncIterable<Uint8Array>,
+  packPath: string,
+  options: IndexPackOptions = {},
+): Promise<IndexedPack> {
+  const algo = options.hashAlgorithm ?? SHA1;
+  const progress = options.progress ?? noProgress;
+  let recorder: EntryRecorder | undefined;
+  let trailer: PackTrailer;
+  const fh = await open(packPath, 'wx');
+  try {
+    const scanner = new PackScanner({
+      hashAlgorithm: algo,
+      hashObjects: true,
+      limits: options.limits,
+      onHeader: (header) => {
+        recorder = new EntryRecorder(algo, Math.min(header.objectCount, 1 << 16));
+      },
+      onEntry: (e) => recorder!.record(e),
+    });
+    try {
+      const meter = new ProgressMeter(progress, 'Receiving objects');
+      let position = 0;
+      for await (const chunk of source) {
+        throwIfAborted(options.signal);
+        scanner.push(chunk);
+        // The scanner has vetted the bytes; write them before reading more (backpressure).
+        await writeAll(fh, chunk, position);
+        position += chunk.length;
+        meter.update(scanner.entryCount, position);
+      }
+      trailer = scanner.end();
+      meter.finish();
+    } finally {
+      scanner.close();
+    }
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(packPath).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  try {
+    return await resolveAndIndex(packPath, trailer, recorder!, options);
+  } catch (err) {
+    await unlink(packPath).catch(() => {});
+    throw err;
+  }
+}
+
+async function resolveAndIndex(packPath: string, trailer: PackTrailer, recorder: EntryRecorder, options: IndexPackOptions): Promise<IndexedPack> {
+  const algo = options.hashAlgorithm ?? SHA1;
+  const limits = withLimits(options.limits);
+  const progress = options.progress ?? noProgress;
+  const tables = recorder.tables;
+  const n = trailer.header.objectCount;
+  tables.count = n;
+  tables.offsets[n] = trailer.packLength - algo.rawLength;
+  let checksum = trailer.checksum;
+  let appendedBases = 0;
+
+  const deltaCount = recorder.deltaCount;
+  const refEntries = Int32Array.from(recorder.refEntries);
+  const refBaseIds = recorder.refBaseIds.subarray(0, refEntries.length * algo.rawLength);
+  let claimed: Uint8Array | undefined;
+  let resolved = 0;
+  const meter = new ProgressMeter(progress, 'Resolving deltas', deltaCount);
+  if (deltaCount > 0) {
+    for (;;) {
+      throwIfAborted(options.signal);
+      const graph = DeltaGraph.build(tables, refEntries, refBaseIds, claimed);
+      Atomics.store(graph.counters, Counter.Resolved, resolved);
+      await runResolution(packPath, tables, graph, deltaCount - resolved, algo, limits, options, (done) => meter.update(done));
+      resolved = Atomics.load(graph.counters, Counter.Resolved);
+      claimed = graph.claimed;
+      if (resolved === deltaCount) break;
+      if (!options.fixThin) {
+        throw unresolvedError(deltaCount - resolved, tables, graph, false);
+      }
+      // Thin pack: append the bases that the still-open REF_DELTAs name, then resolve again.
+      const appended = await appendThinBases(packPath, tables, graph, options.fixThin, algo, limits);
+      if (appended.count === 0) throw unresolvedError(deltaCount - resolved, tables, graph, true);
+      appendedBases += appended.count;
+      checksum = appended.checksum;
+      // Keep the REF_DELTA table; grow `claimed` for the new entries (whole objects, claimed by construction).
+      const grownClaimed = new Uint8Array(tables.count);
+      grownClaimed.set(claimed.subarray(0, Math.min(claimed.length, tables.count)));
+      claimed = grownClaimed;
+    }
+  }
+  meter.update(resolved);
+  meter.finish();
+  const index = writePackIndexV2(
+    { count: tables.count, oids: tables.oids, offsets: tables.offsets, crc32s: tables.crc32s },
+    checksum,
+    algo,
+  );
+  return { packPath, checksum, objectCount: tables.count, deltaCount, appendedBases, index, tables };
+}
+
+function unresolvedError(count: number, tables: PackTables, graph: DeltaGraph, triedThin: boolean): PackferryError {
+  // Name one missing base to help debugging.
+  let example: string | undefined;
+  for (let k = 0; k < graph.refCount && example === undefined; k++) {
+    if (graph.claimed[graph.refChildren[k]] === 0) example = oidToHex(graph.refIds, k * tables.hashLength, tables.hashLength);
+  }
+  return new PackferryError(
+    ErrorCode.DeltaBaseMissing,
+    `pack has ${count} unresolved ${count === 1 ? 'delta' : 'deltas'}${example ? ` (e.g. base ${example} is missing)` : ''}`,
+    {
+      details: { unresolved: count, exampleBase: example },
+      hint: triedThin
+        ? 'the missing bases are not in the repository either'
+        : 'a thin pack needs its bases: index it with --fix-thin inside the repository that has them',
+    },
+  );
+}
+
+async function runResolution(
+  packPath: string,
+  tables: PackTables,
+  graph: DeltaGraph,
+  openDeltas: number,
+  algo: HashAlgorithm,
+  limits: Limits,
+  options: IndexPackOptions,
+  onProgress: (resolved: number) => void,
+): Promise<void> {
+  if (graph.roots.length === 0) return;
+  const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), 64));
+  const workersWanted = openDeltas >= MIN_DELTAS_FOR_WORKERS && graph.roots.length > 1 ? threads - 1 : 0;
+  const cacheLimit = options.cacheLimit ?? 64 * 1024 * 1024;
+  const workers: Promise<void>[] = [];
+  const data: ResolveWorkerData = {
+    packPath,
+    tables: tables.buffers(),
+    graph: graph.buffers,
+    hashName: algo.name,
+    limits,
+    cacheLimit,
+  };
+  for (let w = 0; w < workersWanted; w++) workers.push(runWorker(data));
+  const pack = PackFile.open(packPath);
+  const resolver = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, cacheLimit, onProgress });
+  let mainError: unknown;
+  try {
+    resolver.run();
+  } catch (err) {
+    mainError = err;
+  } finally {
+    resolver.close();
+    pack.close();
+  }
+  const timer = setInterval(() => onProgress(Atomics.load(graph.counters, Counter.Resolved)), 100);
+  const results = await Promise.allSettled(workers);
+  clearInterval(timer);
+  if (mainError !== undefined) throw mainError;
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
+function runWorker(data: ResolveWorkerData): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./resolve-worker.js', import.meta.url), { workerData: data });
+    let settled = false;
+    worker.once('message', (msg: ResolveWorkerMessage) => {
+      settled = true;
+      if (msg.ok) resolve();
+      else if (msg.error.code) {
+        reject(new PackferryError(msg.error.code as ErrorCode, msg.error.message, { details: msg.error.details }));
+      } else {
+        reject(new PackferryError(ErrorCode.Internal, `delta resolution thread failed: ${msg.error.message}`, { details: { stack: msg.error.stack } }));
+      }
+    });
+    worker.once('error', (err) => {
+      settled = true;
+      reject(new PackferryError(ErrorCode.Internal, `delta resolution thread failed: ${err.message}`, { cause: err }));
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new PackferryError(ErrorCode.Internal, `delta resolution thread exited with code ${code}`));
+    });
+  });
+}
+
+/**
+ * Appends, as whole objects, the bases that unresolved REF_DELTAs name and
+ * `resolver` can supply, then rewrites the pack's object count and trailing
+ * checksum (Git's fix_unresolved_deltas and fixup_pack_header_footer).
+ */
+async function appendThinBases(
+  packPath: string,
+  tables: PackTables,
+  graph: DeltaGraph,
+  resolver: BaseResolver,
+  algo: HashAlgorithm,
+  limits: Limits,
+): Promise<{ count: number; checksum: Buffer }> {
+  const H = algo.rawLength;
+  const wanted = new Set<string>();
+  for (let k = 0; k < graph.refCount; k++) {
+    if (graph.claimed[graph.refChildren[k]] === 0) wanted.add(oidToHex(graph.refIds, k * H, H));
+  }
+  const fh = await open(packPath, 'r+');
+  try {
+    let end = tables.offsets[tables.count];
+    let count = 0;
+    for (const oid of [...wanted].sort()) {
+      const base = await resolver(oid);
+      if (base === undefined) continue;
+      if (base.type < 1 || base.type > 4) {
+        throw new PackferryError(ErrorCode.InvalidObjectType, `base ${oid} supplied for a thin pack has invalid type ${base.type}`);
+      }
+      if (base.data.length > limits.maxObjectSize) {
+        throw new PackferryError(ErrorCode.LimitExceeded, `base ${oid} is larger than maxObjectSize`);
+      }
+      const head = encodeEntryHeader(base.type, base.data.length);
+      const entry = Buffer.concat([head, deflateSync(base.data)]);
+      const i = tables.count;
+      tables.ensureCapacity(i + 1);
+      tables.offsets[i] = end;
+      tables.headerLengths[i] = head.length;
+      tables.sizes[i] = base.data.length;
+      tables.crc32s[i] = crc32(entry);
+      tables.types[i] = (base.type << 4) | base.type;
+      tables.oids.set(Buffer.from(oid, 'hex'), i * H);
+      tables.baseIndex[i] = NOT_A_DELTA;
+      tables.resultSizes[i] = base.data.length;
+      tables.depths[i] = 0;
+      tables.count = i + 1;
+      await writeAll(fh, entry, end);
+      end += entry.length;
+      tables.offsets[tables.count] = end;
+      count++;
+    }
+    if (count === 0) return { count, checksum: Buffer.alloc(0) };
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(tables.count);
+    await writeAll(fh, header, 8);
+    await fh.truncate(end);
+    // The object count changed, so the whole pack is hashed again for its new trailer.
+    const hasher = algo.create();
+    await readInChunks(fh, end, (chunk) => hasher.update(chunk));
+    const checksum = hasher.digest();
+    await writeAll(fh, checksum, end);
+    await fh.sync();
+    return { count, checksum };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Reads `length` bytes from the start of a file in chunks, overlapping the next read with processing. */
+async function readInChunks(fh: FileHandle, length: number, onChunk: (chunk: Buffer) => void): Promise<void> {
+  const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+  let position = 0;
+  let which = 0;
+  const readAt = (pos: number, buf: Buffer) => fh.read(buf, 0, Math.min(READ_CHUNK, length - pos), pos);
+  let pending = length > 0 ? readAt(0, buffers[0]) : undefined;
+  while (pending) {
+    const { bytesRead } = await pending;
+    if (bytesRead === 0) {
+      throw new PackferryError(ErrorCode.PackTruncated, `file ended at ${position} bytes, before the expected ${length}`);
+    }
+    const chunk = buffers[which].subarray(0, bytesRead);
+    position += bytesRead;
+    which ^= 1;
+    pending = position < length ? readAt(position, buffers[which]) : undefined;
+    onChunk(chunk);
+  }
+}
+
+/** Writes an index file the way Git does: to a temporary name, then renamed into place, read-only. */
+export async function writeIndexFile(path: string, index: Buffer): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, index, { mode: 0o444 });
+  await rename(tmp, path);
+}

@@ -1,0 +1,43 @@
+// Worker thread body for pass two: opens the pack itself and resolves roots
+// from the shared cursor until none are left (see resolve.ts).
+import { parentPort, workerData } from 'node:worker_threads';
+import { PackferryError } from '../core/errors.js';
+import { PackFile } from './packfile.js';
+import { DeltaGraph, DeltaResolver, type DeltaGraphBuffers } from './resolve.js';
+import { PackTables, type PackTablesBuffers } from './tables.js';
+import type { Limits } from '../core/limits.js';
+
+export interface ResolveWorkerData {
+  packPath: string;
+  tables: PackTablesBuffers;
+  graph: DeltaGraphBuffers;
+  hashName: string;
+  limits: Partial<Limits>;
+  cacheLimit: number;
+}
+
+export type ResolveWorkerMessage =
+  | { ok: true }
+  | { ok: false; error: { code?: string; message: string; details?: Record<string, unknown>; stack?: string } };
+
+const data = workerData as ResolveWorkerData;
+let message: ResolveWorkerMessage;
+const pack = PackFile.open(data.packPath);
+const resolver = new DeltaResolver(PackTables.fromBuffers(data.tables), new DeltaGraph(data.graph), pack, {
+  hashName: data.hashName,
+  limits: data.limits,
+  cacheLimit: data.cacheLimit,
+});
+try {
+  resolver.run();
+  message = { ok: true };
+} catch (err) {
+  message =
+    err instanceof PackferryError
+      ? { ok: false, error: { code: err.code, message: err.message, details: { ...err.details } } }
+      : { ok: false, error: { message: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined } };
+} finally {
+  resolver.close();
+  pack.close();
+}
+parentPort!.postMessage(message);

@@ -1,0 +1,368 @@
+// Pass two of indexing: delta resolution (Git's builtin/index-pack.c
+// resolve_deltas / find_unresolved_deltas). Starting from each whole object
+// that deltas depend on, walk its tree of dependent deltas depth first: apply
+// each delta to its base, hash the result to learn its id, and go on to the
+// deltas based on it (OFS_DELTA children by offset, REF_DELTA children by id).
+// Work is shared between threads through an atomic cursor over the roots;
+// tables live in shared memory, so results are written in place.
+//
+// Memory stays bounded: the bases held along the current chain are limited
+// by `cacheLimit`; past it the ones nearest the root are dropped and rebuilt
+// from the pack when needed again, as Git does with delta_base_cache_limit.
+import { hash as oneShotHash } from 'node:crypto';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
+import { compareRawIds } from '../core/oid.js';
+import { applyDelta } from './delta.js';
+import { OBJECT_TYPE_NAMES, isDeltaType } from './format.js';
+import { createInflater, inflateKnownSize, type Inflater } from './inflate.js';
+import type { PackFile } from './packfile.js';
+import type { PackTables } from './tables.js';
+import { sortByObjectId } from './idx.js';
+
+export const Counter = {
+  NextRoot: 0,
+  Resolved: 1,
+  Failed: 2,
+} as const;
+
+export interface DeltaGraphBuffers {
+  ofsChildStart: SharedArrayBuffer;
+  ofsChildren: SharedArrayBuffer;
+  refIds: SharedArrayBuffer;
+  refChildren: SharedArrayBuffer;
+  roots: SharedArrayBuffer;
+  claimed: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+}
+
+/** Who depends on whom: built once after pass one, shared by all threads. */
+export class DeltaGraph {
+  readonly ofsChildStart: Int32Array;
+  readonly ofsChildren: Int32Array;
+  /** Base ids of REF_DELTA entries, sorted. */
+  readonly refIds: Uint8Array;
+  /** The REF_DELTA entry for each id in `refIds`. */
+  readonly refChildren: Int32Array;
+  readonly roots: Int32Array;
+  /** 1 once an entry's object is known (whole objects, or a delta claimed by a thread). */
+  readonly claimed: Uint8Array;
+  readonly counters: Int32Array;
+
+  constructor(readonly buffers: DeltaGraphBuffers) {
+    this.ofsChildStart = new Int32Array(buffers.ofsChildStart);
+    this.ofsChildren = new Int32Array(buffers.ofsChildren);
+    this.refIds = new Uint8Array(buffers.refIds);
+    this.refChildren = new Int32Array(buffers.refChildren);
+    this.roots = new Int32Array(buffers.roots);
+    this.claimed = new Uint8Array(buffers.claimed);
+    this.counters = new Int32Array(buffers.counters);
+  }
+
+  get refCount(): number {
+    return this.refChildren.length;
+  }
+
+  /**
+   * Builds the graph. `refBaseIds` holds the base id of each REF_DELTA entry
+   * listed in `refEntries`. Whole objects are marked claimed; `claimedFrom`
+   * carries the deltas resolved by an earlier round.
+   */
+  static build(tables: PackTables, refEntries: Int32Array, refBaseIds: Uint8Array, claimedFrom?: Uint8Array): DeltaGraph {
+    const n = tables.count;
+    const hashLength = tables.hashLength;
+    const ofsChildStart = new Int32Array(new SharedArrayBuffer((n + 1) * 4));
+    let ofsCount = 0;
+    for (let i = 0; i < n; i++) {
+      const b = tables.baseIndex[i];
+      if (b >= 0) {
+        ofsChildStart[b + 1]++;
+        ofsCount++;
+      }
+    }
+    for (let i = 0; i < n; i++) ofsChildStart[i + 1] += ofsChildStart[i];
+    const ofsChildren = new Int32Array(new SharedArrayBuffer(Math.max(1, ofsCount) * 4));
+    const fill = ofsChildStart.slice(0, n);
+    for (let i = 0; i < n; i++) {
+      const b = tables.baseIndex[i];
+      if (b >= 0) ofsChildren[fill[b]++] = i;
+    }
+    const refCount = refEntries.length;
+    const order = sortByObjectId(refBaseIds, refCount, hashLength);
+    const refIds = new Uint8Array(new SharedArrayBuffer(Math.max(1, refCount * hashLength)));
+    const refChildren = new Int32Array(new SharedArrayBuffer(refCount * 4));
+    for (let k = 0; k < refCount; k++) {
+      const j = order[k];
+      refIds.set(refBaseIds.subarray(j * hashLength, (j + 1) * hashLength), k * hashLength);
+      refChildren[k] = refEntries[j];
+    }
+    const claimed = new Uint8Array(new SharedArrayBuffer(Math.max(1, n)));
+    if (claimedFrom) claimed.set(claimedFrom.subarray(0, Math.min(n, claimedFrom.length)));
+    const graphBuffers: DeltaGraphBuffers = {
+      ofsChildStart: ofsChildStart.buffer as SharedArrayBuffer,
+      ofsChildren: ofsChildren.buffer as SharedArrayBuffer,
+      refIds: refIds.buffer as SharedArrayBuffer,
+      refChildren: refChildren.buffer as SharedArrayBuffer,
+      roots: new SharedArrayBuffer(4),
+      claimed: claimed.buffer as SharedArrayBuffer,
+      counters: new SharedArrayBuffer(4 * 4),
+    };
+    const partial = new DeltaGraph(graphBuffers);
+    // Roots: whole objects with deltas still open below them. (A delta resolved in an earlier round had
+    // all its dependents resolved with it, so only whole objects, such as thin-pack bases just appended, qualify.)
+    const roots: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if (isDeltaType(tables.packType(i))) continue;
+      claimed[i] = 1;
+      if (partial.hasOpenChildren(i, tables)) roots.push(i);
+    }
+    const rootsBuffer = new SharedArrayBuffer(roots.length * 4);
+    new Int32Array(rootsBuffer).set(roots);
+    return new DeltaGraph({ ...graphBuffers, roots: rootsBuffer });
+  }
+
+  /** First position in `refIds` equal to the id at `oids[at]`, and the end of that run. */
+  refRange(oids: Uint8Array, at: number, hashLength: number): [number, number] {
+    const count = this.refCount;
+    if (count === 0) return [0, 0];
+    let lo = 0;
+    let hi = count;
+    const ids = this.refIds;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareRawIds(ids, mid * hashLength, oids, at, hashLength) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    let end = lo;
+    while (end < count && compareRawIds(ids, end * hashLength, oids, at, hashLength) === 0) end++;
+    return [lo, end];
+  }
+
+  hasOpenChildren(i: number, tables: PackTables): boolean {
+    for (let k = this.ofsChildStart[i]; k < this.ofsChildStart[i + 1]; k++) if (this.claimed[this.ofsChildren[k]] === 0) return true;
+    const [lo, hi] = this.refRange(tables.oids, i * tables.hashLength, tables.hashLength);
+    for (let k = lo; k < hi; k++) if (this.claimed[this.refChildren[k]] === 0) return true;
+    return false;
+  }
+}
+
+const HEADER_ROOM = 32;
+
+interface Frame {
+  index: number;
+  /** The object's data, or null once dropped to save memory. */
+  data: Buffer | null;
+  type: number;
+  depth: number;
+  ofsNext: number;
+  ofsEnd: number;
+  refNext: number;
+  refEnd: number;
+}
+
+export interface ResolveOptions {
+  limits?: Partial<Limits>;
+  /** Bytes of base objects held along the current chain before the oldest are dropped (default 64 MiB). */
+  cacheLimit?: number;
+  hashName: string;
+  /** Called now and then with the number of deltas resolved (all threads). */
+  onProgress?: (resolved: number) => void;
+}
+
+/**
+ * Resolves deltas one root at a time until the shared cursor runs past the
+ * roots. Safe to run on several threads over the same tables and graph.
+ */
+export class DeltaResolver {
+  private readonly inflater: Inflater;
+  private readonly limits: Limits;
+  private readonly cacheLimit: number;
+  private scratch: Buffer = Buffer.allocUnsafe(64 * 1024);
+  private held = 0;
+  private sinceProgress = 0;
+
+  constructor(
+    private readonly tables: PackTables,
+    private readonly graph: DeltaGraph,
+    private readonly pack: PackFile,
+    private readonly options: ResolveOptions,
+  ) {
+    this.inflater = createInflater();
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.cacheLimit = options.cacheLimit ?? 64 * 1024 * 1024;
+  }
+
+  run(): void {
+    const { roots, counters } = this.graph;
+    try {
+      while (Atomics.load(counters, Counter.Failed) === 0) {
+        const r = Atomics.add(counters, Counter.NextRoot, 1);
+        if (r >= roots.length) break;
+        this.resolveFrom(roots[r]);
+      }
+    } catch (err) {
+      Atomics.store(counters, Counter.Failed, 1);
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.inflater.close();
+  }
+
+  /** Inflates entry `i`'s data. With `keep`, into a fresh buffer with header room; else into a reused scratch buffer. */
+  private inflateEntry(i: number, keep: boolean): Buffer {
+    const t = this.tables;
+    const start = t.offsets[i] + t.headerLengths[i];
+    const end = t.offsets[i + 1];
+    const size = t.sizes[i];
+    // One byte past the entry (the next entry or the trailer) lets the inflater see the stream's end.
+    const input = this.pack.read(start, end - start + 1);
+    let out: Buffer;
+    if (keep) {
+      out = Buffer.allocUnsafe(HEADER_ROOM + size + 1).subarray(HEADER_ROOM);
+    } else {
+      if (this.scratch.length < size + 1) this.scratch = Buffer.allocUnsafe(Math.max(size + 1, this.scratch.length * 2));
+      out = this.scratch;
+    }
+    let compressedLength: number;
+    try {
+      ({ compressedLength } = inflateKnownSize(this.inflater, input, 0, input.length, size, out));
+    } catch (err) {
+      if (err instanceof PackferryError) {
+        throw new PackferryError(err.code, `object at offset ${t.offsets[i]}: ${err.message}`, {
+          cause: err,
+          details: { ...err.details, offset: t.offsets[i] },
+        });
+      }
+      throw err;
+    }
+    if (compressedLength !== end - start) {
+      throw new PackferryError(ErrorCode.PackZlib, `object at offset ${t.offsets[i]}: zlib stream length changed between passes`);
+    }
+    return out.subarray(0, size);
+  }
+
+  private resolveFrom(root: number): void {
+    const t = this.tables;
+    const g = this.graph;
+    const stack: Frame[] = [];
+    this.held = 0;
+    this.pushFrame(stack, root, null, t.objectType(root), t.depths[root]);
+    while (stack.length > 0) {
+      const top = stack.length - 1;
+      const frame = stack[top];
+      let child = -1;
+      while (frame.ofsNext < frame.ofsEnd) {
+        const c = g.ofsChildren[frame.ofsNext++];
+        if (Atomics.compareExchange(g.claimed, c, 0, 1) === 0) {
+          child = c;
+          break;
+        }
+      }
+      if (child < 0) {
+        while (frame.refNext < frame.refEnd) {
+          const c = g.refChildren[frame.refNext++];
+          if (Atomics.compareExchange(g.claimed, c, 0, 1) === 0) {
+            child = c;
+            break;
+          }
+        }
+      }
+      if (child < 0) {
+        if (frame.data) this.held -= frame.data.length;
+        stack.pop();
+        continue;
+      }
+      const base = this.baseData(stack, top);
+      const depth = frame.depth + 1;
+      if (depth > this.limits.maxDeltaChainDepth) {
+        throw new PackferryError(
+          ErrorCode.LimitExceeded,
+          `delta chain at offset ${t.offsets[child]} is deeper than ${this.limits.maxDeltaChainDepth} (maxDeltaChainDepth)`,
+          { details: { limit: 'maxDeltaChainDepth', offset: t.offsets[child] } },
+        );
+      }
+      const result = this.applyChild(child, base);
+      this.record(child, result, frame.type, depth);
+      this.pushFrame(stack, child, result, frame.type, depth);
+    }
+  }
+
+  private applyChild(child: number, base: Buffer): Buffer {
+    const delta = this.inflateEntry(child, false);
+    try {
+      return applyDelta(base, delta, this.limits, HEADER_ROOM);
+    } catch (err) {
+      if (err instanceof PackferryError) {
+        const offset = this.tables.offsets[child];
+        throw new PackferryError(err.code, `delta at offset ${offset}: ${err.message}`, { cause: err, details: { ...err.details, offset } });
+      }
+      throw err;
+    }
+  }
+
+  /** Hashes a resolved object and stores its id, type, size and depth. */
+  private record(i: number, data: Buffer, type: number, depth: number): void {
+    const t = this.tables;
+    const header = `${OBJECT_TYPE_NAMES[type]} ${data.length}\0`;
+    const start = data.byteOffset - header.length;
+    const full = Buffer.from(data.buffer, start, header.length + data.length);
+    full.write(header, 0, 'latin1');
+    const id = oneShotHash(this.options.hashName, full, 'buffer') as unknown as Buffer;
+    t.oids.set(id, i * t.hashLength);
+    t.types[i] = (type << 4) | t.packType(i);
+    t.depths[i] = depth;
+    t.resultSizes[i] = data.length;
+    const resolved = Atomics.add(this.graph.counters, Counter.Resolved, 1) + 1;
+    if (this.options.onProgress && ++this.sinceProgress >= 1024) {
+      this.sinceProgress = 0;
+      this.options.onProgress(resolved);
+    }
+  }
+
+  private pushFrame(stack: Frame[], index: number, data: Buffer | null, type: number, depth: number): void {
+    const t = this.tables;
+    const g = this.graph;
+    const ofsNext = g.ofsChildStart[index];
+    const ofsEnd = g.ofsChildStart[index + 1];
+    const [refNext, refEnd] = g.refRange(t.oids, index * t.hashLength, t.hashLength);
+    if (ofsNext === ofsEnd && refNext === refEnd) return; // nothing depends on it
+    stack.push({ index, data, type, depth, ofsNext, ofsEnd, refNext, refEnd });
+    if (data) {
+      this.held += data.length;
+      this.evict(stack);
+    }
+  }
+
+  /** Drops the data of frames nearest the root while over the cache limit, never the top one. */
+  private evict(stack: Frame[]): void {
+    for (let k = 0; this.held > this.cacheLimit && k < stack.length - 1; k++) {
+      const f = stack[k];
+      if (f.data) {
+        this.held -= f.data.length;
+        f.data = null;
+      }
+    }
+  }
+
+  /** The data of `stack[k]`, rebuilt from the nearest ancestor still held (or the pack) if it was dropped. */
+  private baseData(stack: Frame[], k: number): Buffer {
+    const frame = stack[k];
+    if (frame.data) return frame.data;
+    let j = k;
+    while (j >= 0 && !stack[j].data) j--;
+    let data: Buffer;
+    if (j < 0) {
+      data = this.inflateEntry(stack[0].index, true);
+      j = 0;
+    } else {
+      data = stack[j].data!;
+    }
+    for (let m = j + 1; m <= k; m++) data = this.applyChild(stack[m].index, data);
+    frame.data = data;
+    this.held += data.length;
+    this.evict(stack);
+    return data;
+  }
+}
