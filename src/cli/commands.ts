@@ -1,4 +1,5 @@
 // The command table. Each command's module exports a Command.
+import { indexPackCommand, verifyPackCommand } from './pack-commands.js';
 
 export interface Command {
   readonly name: string;
@@ -7,4 +8,4 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-export const commands: Command[] = [];
+export const commands: Command[] = [indexPackCommand, verifyPackCommand];

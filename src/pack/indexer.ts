@@ -42,6 +42,8 @@ export interface IndexPackOptions {
   signal?: AbortSignal;
   /** Complete a thin pack: missing REF_DELTA bases are looked up here and appended, as `git index-pack --fix-thin`. */
   fixThin?: BaseResolver;
+  /** Fewest open deltas worth starting worker threads for (default 4096; tests lower it). */
+  minDeltasForWorkers?: number;
 }
 
 export interface IndexedPack {
@@ -57,11 +59,14 @@ export interface IndexedPack {
   index: Buffer;
   /** Per-entry tables (ids, types, offsets, depths), e.g. for `verify-pack -v`. */
   tables: PackTables;
+  /** REF_DELTA entries (by position in the pack) and their base ids, `entries.length × hash length` bytes. */
+  refDeltas: { entries: Int32Array; baseIds: Uint8Array };
 }
 
 /** Below this many deltas, worker start-up costs more than it saves. */
 const MIN_DELTAS_FOR_WORKERS = 4096;
 const READ_CHUNK = 4 * 1024 * 1024;
+const WRITE_BATCH = 1024 * 1024;
 
 /** Collects pass-one results into the shared tables. */
 class EntryRecorder {
@@ -192,16 +197,29 @@ export async function indexPackStream(
     });
     try {
       const meter = new ProgressMeter(progress, 'Receiving objects');
+      // Small chunks are gathered into one write; the write completes before more is read (backpressure).
+      const staging = Buffer.allocUnsafe(WRITE_BATCH);
+      let staged = 0;
       let position = 0;
       for await (const chunk of source) {
         throwIfAborted(options.signal);
         scanner.push(chunk);
-        // The scanner has vetted the bytes; write them before reading more (backpressure).
-        await writeAll(fh, chunk, position);
-        position += chunk.length;
-        meter.update(scanner.entryCount, position);
+        if (staged + chunk.length > WRITE_BATCH && staged > 0) {
+          await writeAll(fh, staging.subarray(0, staged), position);
+          position += staged;
+          staged = 0;
+        }
+        if (chunk.length >= WRITE_BATCH) {
+          await writeAll(fh, chunk, position);
+          position += chunk.length;
+        } else {
+          staging.set(chunk, staged);
+          staged += chunk.length;
+        }
+        meter.update(scanner.entryCount, position + staged);
       }
       trailer = scanner.end();
+      await writeAll(fh, staging.subarray(0, staged), position);
       meter.finish();
     } finally {
       scanner.close();
@@ -268,7 +286,16 @@ async function resolveAndIndex(packPath: string, trailer: PackTrailer, recorder:
     checksum,
     algo,
   );
-  return { packPath, checksum, objectCount: tables.count, deltaCount, appendedBases, index, tables };
+  return {
+    packPath,
+    checksum,
+    objectCount: tables.count,
+    deltaCount,
+    appendedBases,
+    index,
+    tables,
+    refDeltas: { entries: refEntries, baseIds: refBaseIds },
+  };
 }
 
 function unresolvedError(count: number, tables: PackTables, graph: DeltaGraph, triedThin: boolean): PackferryError {
@@ -301,7 +328,7 @@ async function runResolution(
 ): Promise<void> {
   if (graph.roots.length === 0) return;
   const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), 64));
-  const workersWanted = openDeltas >= MIN_DELTAS_FOR_WORKERS && graph.roots.length > 1 ? threads - 1 : 0;
+  const workersWanted = openDeltas >= (options.minDeltasForWorkers ?? MIN_DELTAS_FOR_WORKERS) && graph.roots.length > 1 ? threads - 1 : 0;
   const cacheLimit = options.cacheLimit ?? 64 * 1024 * 1024;
   const workers: Promise<void>[] = [];
   const data: ResolveWorkerData = {

@@ -179,8 +179,8 @@ export function inflateKnownSize(
   inOff: number,
   inLen: number,
   size: number,
-  out: Uint8Array = Buffer.allocUnsafe(size + 1),
-): { data: Uint8Array; compressedLength: number } {
+  out: Buffer = Buffer.allocUnsafe(size + 1),
+): { data: Buffer; compressedLength: number } {
   // One spare byte of output space: a stream that fills it is longer than declared.
   if (out.length < size + 1) throw new PackferryError(ErrorCode.Internal, 'internal error: output buffer too small');
   inflater.reset();
