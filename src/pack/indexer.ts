@@ -16,7 +16,7 @@ import { noProgress, ProgressMeter, type ProgressSink } from '../core/progress.j
 import { encodeEntryHeader, MIN_ENTRY_SIZE, PACK_HEADER_SIZE, PackObjectType } from './format.js';
 import { writePackIndexV2 } from './idx.js';
 import { PackFile } from './packfile.js';
-import { Counter, DeltaGraph, DeltaResolver } from './resolve.js';
+import { Counter, DEFAULT_CACHE_LIMIT, DeltaGraph, DeltaResolver } from './resolve.js';
 import type { ResolveWorkerData, ResolveWorkerMessage } from './resolve-worker.js';
 import { PackScanner, type PackTrailer, type ScannedEntry } from './scanner.js';
 import { NOT_A_DELTA, PackTables, REF_DELTA_BASE } from './tables.js';
@@ -36,7 +36,7 @@ export interface IndexPackOptions {
   limits?: Partial<Limits>;
   /** Threads for delta resolution, including the main one (default: available cores). */
   threads?: number;
-  /** Bytes of delta bases each thread may hold (default 64 MiB). */
+  /** Bytes of delta bases each thread may hold (default 32 MiB). */
   cacheLimit?: number;
   progress?: ProgressSink;
   signal?: AbortSignal;
@@ -329,7 +329,7 @@ async function runResolution(
   if (graph.roots.length === 0) return;
   const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), 64));
   const workersWanted = openDeltas >= (options.minDeltasForWorkers ?? MIN_DELTAS_FOR_WORKERS) && graph.roots.length > 1 ? threads - 1 : 0;
-  const cacheLimit = options.cacheLimit ?? 64 * 1024 * 1024;
+  const cacheLimit = options.cacheLimit ?? DEFAULT_CACHE_LIMIT;
   const workers: Promise<void>[] = [];
   const data: ResolveWorkerData = {
     packPath,

@@ -147,6 +147,8 @@ export class DeltaGraph {
 }
 
 const HEADER_ROOM = 32;
+/** Per-thread bound on base objects held while resolving (Git: core.deltaBaseCacheLimit, 96 MiB in all). */
+export const DEFAULT_CACHE_LIMIT = 32 * 1024 * 1024;
 
 interface Frame {
   index: number;
@@ -162,7 +164,7 @@ interface Frame {
 
 export interface ResolveOptions {
   limits?: Partial<Limits>;
-  /** Bytes of base objects held along the current chain before the oldest are dropped (default 64 MiB). */
+  /** Bytes of base objects held along the current chain before the oldest are dropped (default 32 MiB). */
   cacheLimit?: number;
   hashName: string;
   /** Called now and then with the number of deltas resolved (all threads). */
@@ -189,7 +191,7 @@ export class DeltaResolver {
   ) {
     this.inflater = createInflater();
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.cacheLimit = options.cacheLimit ?? 64 * 1024 * 1024;
+    this.cacheLimit = options.cacheLimit ?? DEFAULT_CACHE_LIMIT;
   }
 
   run(): void {
