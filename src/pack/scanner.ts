@@ -96,6 +96,9 @@ export class PackScanner {
   private header: PackHeader | undefined;
   private entriesDone = 0;
   private checksum: Buffer | undefined;
+  /** Consumed bytes not yet hashed (see hashAtEndOfPush). */
+  private readonly deferred = Buffer.alloc(32);
+  private deferredLength = 0;
   private badTrailer: { expected: string; actual: string } | undefined;
   private readonly packHash: Hash;
   private readonly inflater: Inflater;
@@ -173,7 +176,7 @@ export class PackScanner {
             this.onHeader?.(this.header);
             this.state = this.header.objectCount === 0 ? State.Trailer : State.EntryHeader;
             if (this.state === State.Trailer) {
-              this.packHash.update(chunk.subarray(hashFrom, pos));
+              this.hashThrough(chunk, hashFrom, pos);
               hashFrom = -1;
             }
           }
@@ -185,7 +188,7 @@ export class PackScanner {
         case State.EntryData:
           pos = this.inflateEntry(chunk, pos, end);
           if ((this.state as State) === State.Trailer && hashFrom >= 0) {
-            this.packHash.update(chunk.subarray(hashFrom, pos));
+            this.hashThrough(chunk, hashFrom, pos);
             hashFrom = -1;
           }
           break;
@@ -214,7 +217,7 @@ export class PackScanner {
           );
       }
     }
-    if (hashFrom >= 0) this.packHash.update(hashFrom === 0 ? chunk : chunk.subarray(hashFrom));
+    if (hashFrom >= 0) this.hashAtEndOfPush(chunk, hashFrom);
   }
 
   /** Call when the input has ended; throws unless a whole pack with a valid trailer was seen. */
@@ -224,16 +227,16 @@ export class PackScanner {
     }
     if (this.state !== State.Done) {
       const declared = this.header?.objectCount;
+      // Input that stops one checksum-length into an object is a complete pack whose header over-counts.
       if (
         declared !== undefined &&
-        (this.state === State.EntryHeader || this.state === State.EntryData) &&
-        this.offset - this.eOffsetOrCurrent() === this.algo.rawLength
+        this.deferredLength === this.algo.rawLength &&
+        this.offset - this.currentEntryStart() === this.algo.rawLength &&
+        this.packHash.digest().equals(this.deferred.subarray(0, this.deferredLength))
       ) {
-        throw new PackferryError(
-          ErrorCode.PackObjectCount,
-          `pack declares ${declared} objects but holds only ${this.entriesDone}`,
-          { details: { declared, found: this.entriesDone } },
-        );
+        throw new PackferryError(ErrorCode.PackObjectCount, `pack declares ${declared} objects but holds only ${this.entriesDone}`, {
+          details: { declared, found: this.entriesDone },
+        });
       }
       const where =
         this.state === State.Header
@@ -253,8 +256,48 @@ export class PackScanner {
     this.inflater.close();
   }
 
-  private eOffsetOrCurrent(): number {
+  /** Pack offset where the entry being parsed began. */
+  private currentEntryStart(): number {
     return this.state === State.EntryHeader ? this.offset - this.carryLength : this.eOffset;
+  }
+
+  /** Hashes the deferred bytes, then `chunk[from..to)`. */
+  private hashThrough(chunk: Uint8Array, from: number, to: number): void {
+    if (this.deferredLength > 0) {
+      this.packHash.update(this.deferred.subarray(0, this.deferredLength));
+      this.deferredLength = 0;
+    }
+    if (to > from) this.packHash.update(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
+  }
+
+  /**
+   * At the end of a push, hashes what was consumed, except that the first
+   * bytes of an entry still in progress (at most one checksum's length) are
+   * held back: if the input stops there, they may be a trailer, and `end()`
+   * can tell a truncated pack from one whose header over-counts.
+   */
+  private hashAtEndOfPush(chunk: Uint8Array, hashFrom: number): void {
+    const H = this.algo.rawLength;
+    const inEntry = this.state === State.EntryHeader || this.state === State.EntryData;
+    const tail = inEntry ? this.offset - this.currentEntryStart() : 0;
+    if (tail === 0 || tail > H) {
+      this.hashThrough(chunk, hashFrom, chunk.length);
+      return;
+    }
+    const chunkStart = this.offset - chunk.length;
+    const entryStart = this.offset - tail;
+    if (entryStart >= chunkStart) {
+      this.hashThrough(chunk, hashFrom, entryStart - chunkStart);
+      this.deferred.set(chunk.subarray(entryStart - chunkStart), 0);
+    } else {
+      // The entry began in bytes already deferred: hash the older part, keep the rest with this chunk.
+      const keepOld = chunkStart - entryStart;
+      const dropOld = this.deferredLength - keepOld;
+      if (dropOld > 0) this.packHash.update(this.deferred.subarray(0, dropOld));
+      this.deferred.copyWithin(0, dropOld, this.deferredLength);
+      this.deferred.set(chunk, keepOld);
+    }
+    this.deferredLength = tail;
   }
 
   private readEntryHeader(chunk: Uint8Array, pos: number, end: number): number {
