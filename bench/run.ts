@@ -11,8 +11,9 @@ import { parseArgs } from 'node:util';
 import { git } from '../test/support/git.js';
 import { formatSuite, hasGnuTime, toJson, type BenchContext, type BenchSuite, type SuiteResult } from './harness.js';
 import { indexPackSuite } from './index-pack.js';
+import { largePackSuite } from './large-pack.js';
 
-export const suites: BenchSuite[] = [indexPackSuite];
+export const suites: BenchSuite[] = [indexPackSuite, largePackSuite];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json] [--runs N] [--objects N] [--only SUITE]
 

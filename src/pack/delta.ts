@@ -46,11 +46,13 @@ export function readDeltaHeader(delta: Uint8Array): DeltaHeader {
  * an object header so that hashing needs no copy.
  */
 export function applyDelta(
-  base: Uint8Array,
-  delta: Uint8Array,
+  baseBytes: Uint8Array,
+  deltaBytes: Uint8Array,
   limits: Pick<Limits, 'maxDeltaResultSize'> = DEFAULT_LIMITS,
   headerRoom = 0,
 ): Buffer {
+  const base = asBuffer(baseBytes);
+  const delta = asBuffer(deltaBytes);
   const { baseSize, resultSize, instructionsAt } = readDeltaHeader(delta);
   if (baseSize !== base.length) {
     throw corrupt(`base size ${baseSize} does not match the base object's ${base.length} bytes`, { baseSize, actual: base.length });
@@ -85,20 +87,21 @@ export function applyDelta(
         throw corrupt(`copy of ${size} bytes at ${offset} runs past the ${baseSize}-byte base`, { offset, size, baseSize });
       }
       if (out + size > resultSize) throw corrupt(`copy runs past the declared ${resultSize}-byte result`, { resultSize });
-      if (size < 32) {
+      // Short runs copy faster in a loop than through a native call (measured crossover ~64 bytes).
+      if (size < 64) {
         for (let i = 0; i < size; i++) result[out + i] = base[offset + i];
       } else {
-        result.set(base.subarray(offset, offset + size), out);
+        base.copy(result, out, offset, offset + size);
       }
       out += size;
     } else if (op !== 0) {
       // Insert the next `op` bytes of the delta.
       if (p + op > end) throw corrupt('truncated insert instruction');
       if (out + op > resultSize) throw corrupt(`insert runs past the declared ${resultSize}-byte result`, { resultSize });
-      if (op < 32) {
+      if (op < 64) {
         for (let i = 0; i < op; i++) result[out + i] = delta[p + i];
       } else {
-        result.set(delta.subarray(p, p + op), out);
+        delta.copy(result, out, p, p + op);
       }
       out += op;
       p += op;
@@ -108,6 +111,10 @@ export function applyDelta(
   }
   if (out !== resultSize) throw corrupt(`result is ${out} bytes, not the declared ${resultSize}`, { resultSize, actual: out });
   return result;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Encodes a delta header (used by tests and by the pack writer's delta encoder). */

@@ -11,7 +11,7 @@ import { oidToHex, type ObjectId } from '../core/oid.js';
 import { applyDelta, readDeltaHeader } from './delta.js';
 import { PACK_HEADER_SIZE, PackObjectType, isDeltaType, parseEntryHeader, parsePackHeader } from './format.js';
 import { PackIndex } from './idx.js';
-import { createInflater, inflateKnownSize, type Inflater } from './inflate.js';
+import { createInflater, type Inflater } from './inflate.js';
 import { PackFile } from './packfile.js';
 
 export interface PackedObject {
@@ -228,9 +228,7 @@ export class PackReader {
     if (entry.size > this.limits.maxObjectSize) {
       throw new PackferryError(ErrorCode.LimitExceeded, `object at offset ${entry.dataStart} is larger than maxObjectSize`);
     }
-    const input = this.pack.read(entry.dataStart, entry.end - entry.dataStart + 1);
-    const out = Buffer.allocUnsafe(entry.size + 1);
-    const { data } = inflateKnownSize(this.inflater, input, 0, input.length, entry.size, out);
+    const data = this.pack.inflate(this.inflater, entry.dataStart, entry.end, entry.size, Buffer.allocUnsafe(entry.size + 1));
     return wanted < entry.size ? data.subarray(0, wanted) : data;
   }
 

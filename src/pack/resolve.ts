@@ -15,7 +15,7 @@ import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { compareRawIds } from '../core/oid.js';
 import { applyDelta } from './delta.js';
 import { OBJECT_TYPE_NAMES, isDeltaType } from './format.js';
-import { createInflater, inflateKnownSize, type Inflater } from './inflate.js';
+import { createInflater, type Inflater } from './inflate.js';
 import type { PackFile } from './packfile.js';
 import type { PackTables } from './tables.js';
 import { sortByObjectId } from './idx.js';
@@ -216,10 +216,7 @@ export class DeltaResolver {
   private inflateEntry(i: number, keep: boolean): Buffer {
     const t = this.tables;
     const start = t.offsets[i] + t.headerLengths[i];
-    const end = t.offsets[i + 1];
     const size = t.sizes[i];
-    // One byte past the entry (the next entry or the trailer) lets the inflater see the stream's end.
-    const input = this.pack.read(start, end - start + 1);
     let out: Buffer;
     if (keep) {
       out = Buffer.allocUnsafe(HEADER_ROOM + size + 1).subarray(HEADER_ROOM);
@@ -227,9 +224,8 @@ export class DeltaResolver {
       if (this.scratch.length < size + 1) this.scratch = Buffer.allocUnsafe(Math.max(size + 1, this.scratch.length * 2));
       out = this.scratch;
     }
-    let compressedLength: number;
     try {
-      ({ compressedLength } = inflateKnownSize(this.inflater, input, 0, input.length, size, out));
+      return this.pack.inflate(this.inflater, start, t.offsets[i + 1], size, out);
     } catch (err) {
       if (err instanceof PackferryError) {
         throw new PackferryError(err.code, `object at offset ${t.offsets[i]}: ${err.message}`, {
@@ -239,10 +235,6 @@ export class DeltaResolver {
       }
       throw err;
     }
-    if (compressedLength !== end - start) {
-      throw new PackferryError(ErrorCode.PackZlib, `object at offset ${t.offsets[i]}: zlib stream length changed between passes`);
-    }
-    return out.subarray(0, size);
   }
 
   private resolveFrom(root: number): void {
