@@ -1,0 +1,598 @@
+// Tree objects: a sequence of entries "<mode> SP <name> NUL <raw id>", the mode
+// in octal ASCII without leading zeros, entries sorted in Git's tree order.
+//
+// Reference: Git's tree-walk.c `decode_tree_entry()` for what Git can read at
+// all (an entry that fails there is "cannot be parsed as a tree"); tree.c /
+// read-cache.c `base_name_compare()` for the order; fsck.c `fsck_tree()` and
+// `verify_ordered()` for what Git considers valid; path.c `is_ntfs_dotgit()`
+// and utf8.c `is_hfs_dotgit()` for the ".git" look-alikes that Windows and
+// macOS resolve to ".git" (CVE-2014-9390, CVE-2019-1352).
+//
+// Graph walks read millions of trees, so the core reader is a cursor that
+// allocates nothing per entry: it exposes offsets into the tree's bytes.
+import { PackferryError, ErrorCode } from './errors.js';
+import { SHA1, type HashAlgorithm } from './hash.js';
+import { ProblemReporter, invalidObject, type FsckMsgId, type ObjectProblem, type ValidateOptions } from './object-problem.js';
+import type { ObjectId } from './oid.js';
+
+/** The modes Git writes in trees (fsck.c's "standard modes"). */
+export const FileMode = Object.freeze({
+  /** A subdirectory: another tree (S_IFDIR, written "40000"). */
+  tree: 0o040000,
+  regular: 0o100644,
+  executable: 0o100755,
+  symlink: 0o120000,
+  /** A submodule commit (S_IFGITLINK). */
+  gitlink: 0o160000,
+} as const);
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+export function isTreeMode(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR;
+}
+
+/** One entry of a tree. `name` and `oid` may be views into the tree's bytes. */
+export interface TreeEntry {
+  /** The mode as a number (the octal digits read as octal). */
+  readonly mode: number;
+  /** The name's bytes: need not be UTF-8. */
+  readonly name: Buffer;
+  /** The raw object id (20 bytes for SHA-1). */
+  readonly oid: Buffer;
+  /**
+   * The mode's digits exactly as written, present only when they are not
+   * `mode.toString(8)` (old trees have zero-padded "040000"); serialization
+   * writes them back so such trees round-trip.
+   */
+  readonly rawMode?: string;
+}
+
+export interface Tree {
+  readonly type: 'tree';
+  readonly entries: readonly TreeEntry[];
+}
+
+const SP = 0x20;
+const NUL = 0;
+const SLASH = 0x2f;
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+}
+
+/**
+ * Walks a tree's entries without allocating: after each `next()` that returns
+ * true, the fields describe the current entry as offsets into `data`.
+ * Throws ERR_INVALID_OBJECT when an entry cannot be decoded (as Git's
+ * `decode_tree_entry()` would refuse it).
+ *
+ *     const c = new TreeCursor(bytes);
+ *     while (c.next()) if (isTreeMode(c.mode)) visit(c.data, c.oidStart);
+ */
+export class TreeCursor {
+  readonly data: Buffer;
+  readonly algo: HashAlgorithm;
+  /** Mode of the current entry; octal digits beyond 32 bits wrap as in Git's C code. */
+  mode = 0;
+  /** Offset of the current entry's first byte (the first mode digit). */
+  entryStart = 0;
+  /** The current entry's name is `data[nameStart..nameEnd)`. */
+  nameStart = 0;
+  nameEnd = 0;
+  /** The current entry's raw id is `data[oidStart..oidStart + algo.rawLength)`. */
+  oidStart = 0;
+  private pos = 0;
+
+  constructor(data: Uint8Array, algo: HashAlgorithm = SHA1) {
+    this.data = asBuffer(data);
+    this.algo = algo;
+  }
+
+  /** Offset just past the current entry (where the next one starts). */
+  get entryEnd(): number {
+    return this.pos;
+  }
+
+  /** Decodes the next entry; false at the end of the tree. */
+  next(): boolean {
+    const data = this.data;
+    const len = data.length;
+    let p = this.pos;
+    if (p >= len) return false;
+    const start = p;
+    if (data[p] === SP) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
+    let mode = 0;
+    for (;;) {
+      if (p >= len) throw invalidObject('tree', 'badTree', 'truncated tree entry', start);
+      const c = data[p++];
+      if (c === SP) break;
+      if (c < 0x30 || c > 0x37) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
+      mode = ((mode << 3) + (c - 0x30)) >>> 0;
+    }
+    const nul = data.indexOf(NUL, p);
+    if (nul < 0) throw invalidObject('tree', 'badTree', 'truncated tree entry', start);
+    if (nul === p) throw invalidObject('tree', 'badTree', 'empty filename in tree entry', start);
+    const oidStart = nul + 1;
+    const end = oidStart + this.algo.rawLength;
+    if (end > len) throw invalidObject('tree', 'badTree', 'too-short tree object', start);
+    this.mode = mode;
+    this.entryStart = start;
+    this.nameStart = p;
+    this.nameEnd = nul;
+    this.oidStart = oidStart;
+    this.pos = end;
+    return true;
+  }
+
+  /** The current entry's name, as a view (no copy). */
+  name(): Buffer {
+    return this.data.subarray(this.nameStart, this.nameEnd);
+  }
+
+  /** The current entry's raw id, as a view (no copy). */
+  oid(): Buffer {
+    return this.data.subarray(this.oidStart, this.oidStart + this.algo.rawLength);
+  }
+
+  oidHex(): ObjectId {
+    return this.data.toString('hex', this.oidStart, this.oidStart + this.algo.rawLength);
+  }
+
+  /** The mode's digits as written, when they differ from `mode.toString(8)`. */
+  rawMode(): string | undefined {
+    const digits = this.nameStart - 1 - this.entryStart;
+    // Without a leading zero, up to 10 octal digits cannot wrap 32 bits.
+    if (digits <= 10 && (this.data[this.entryStart] !== 0x30 || digits === 1)) return undefined;
+    const text = this.data.toString('latin1', this.entryStart, this.nameStart - 1);
+    return text === this.mode.toString(8) ? undefined : text;
+  }
+
+  /** The current entry as an object; `name` and `oid` are views into `data`. */
+  entry(): TreeEntry {
+    const rawMode = this.rawMode();
+    const name = this.name();
+    const oid = this.oid();
+    return rawMode === undefined ? { mode: this.mode, name, oid } : { mode: this.mode, name, oid, rawMode };
+  }
+}
+
+/** Iterates over a tree's entries; `name` and `oid` are views into `data` (copy them to keep them past changes to `data`). */
+export function* iterateTree(data: Uint8Array, algo: HashAlgorithm = SHA1): Generator<TreeEntry, void, undefined> {
+  const cursor = new TreeCursor(data, algo);
+  while (cursor.next()) yield cursor.entry();
+}
+
+/** Reads a whole tree. Structural only: order, modes and names are checked by `validateTree`. */
+export function parseTree(data: Uint8Array, algo: HashAlgorithm = SHA1): Tree {
+  const cursor = new TreeCursor(data, algo);
+  const entries: TreeEntry[] = [];
+  while (cursor.next()) entries.push(cursor.entry());
+  return { type: 'tree', entries };
+}
+
+function modeDigits(entry: TreeEntry, index: number): string {
+  const { mode, rawMode } = entry;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0xffffffff) {
+    throw new PackferryError(ErrorCode.InvalidObject, `tree entry ${index}: invalid mode ${String(mode)}`, { details: { index } });
+  }
+  if (rawMode === undefined) return mode.toString(8);
+  let value = 0;
+  for (let i = 0; i < rawMode.length; i++) {
+    const c = rawMode.charCodeAt(i);
+    if (c < 0x30 || c > 0x37) value = -1;
+    if (value < 0) break;
+    value = ((value << 3) + (c - 0x30)) >>> 0;
+  }
+  if (rawMode.length === 0 || value !== mode) {
+    throw new PackferryError(ErrorCode.InvalidObject, `tree entry ${index}: rawMode ${JSON.stringify(rawMode)} does not spell mode ${mode.toString(8)}`, {
+      details: { index },
+    });
+  }
+  return rawMode;
+}
+
+/**
+ * Writes a tree's bytes, entries in the order given (use `sortTreeEntries`
+ * first for new trees). Throws ERR_INVALID_OBJECT for entries that cannot be
+ * written at all: empty names, names containing NUL, ids of the wrong length.
+ */
+export function serializeTree(tree: Tree | readonly TreeEntry[], algo: HashAlgorithm = SHA1): Buffer {
+  // (arrays have an `entries` method too, so test for the array.)
+  const entries: readonly TreeEntry[] = Array.isArray(tree) ? (tree as readonly TreeEntry[]) : (tree as Tree).entries;
+  const modes: string[] = new Array<string>(entries.length);
+  let size = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    modes[i] = modeDigits(e, i);
+    if (!(e.name instanceof Uint8Array) || e.name.length === 0 || e.name.indexOf(NUL) >= 0) {
+      throw new PackferryError(ErrorCode.InvalidObject, `tree entry ${i}: name must be non-empty bytes without NUL`, { details: { index: i } });
+    }
+    if (!(e.oid instanceof Uint8Array) || e.oid.length !== algo.rawLength) {
+      throw new PackferryError(ErrorCode.InvalidObject, `tree entry ${i}: object id must be ${algo.rawLength} raw bytes`, { details: { index: i } });
+    }
+    size += modes[i].length + 1 + e.name.length + 1 + algo.rawLength;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    at += out.write(modes[i], at, 'latin1');
+    out[at++] = SP;
+    out.set(e.name, at);
+    at += e.name.length;
+    out[at++] = NUL;
+    out.set(e.oid, at);
+    at += algo.rawLength;
+  }
+  return out;
+}
+
+/**
+ * Git's tree order (`base_name_compare()`): bytewise, except that a tree's
+ * name compares as if it ended in '/'. So "a.c" < "a/" (a tree) but "a" (a
+ * file) < "a.c".
+ */
+export function compareTreeEntries(a: Pick<TreeEntry, 'mode' | 'name'>, b: Pick<TreeEntry, 'mode' | 'name'>): number {
+  const an = a.name;
+  const bn = b.name;
+  const len = Math.min(an.length, bn.length);
+  for (let i = 0; i < len; i++) {
+    const d = an[i] - bn[i];
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  const c1 = an.length > len ? an[len] : isTreeMode(a.mode) ? SLASH : NUL;
+  const c2 = bn.length > len ? bn[len] : isTreeMode(b.mode) ? SLASH : NUL;
+  return c1 < c2 ? -1 : c1 > c2 ? 1 : 0;
+}
+
+/** A copy of the entries in Git's tree order. */
+export function sortTreeEntries<T extends Pick<TreeEntry, 'mode' | 'name'>>(entries: readonly T[]): T[] {
+  return [...entries].sort(compareTreeEntries);
+}
+
+// ---- validation: fsck.c fsck_tree() -------------------------------------
+
+const TREE_UNORDERED = -1;
+const TREE_HAS_DUPS = -2;
+
+/** fsck's "excessively large pathname" threshold (fsck.c max_tree_entry_len). */
+const MAX_TREE_ENTRY_LEN = 4096;
+
+function isLessThanSlash(c: number): boolean {
+  return c > 0 && c < SLASH;
+}
+
+/**
+ * fsck.c `verify_ordered()`: checks the order of two neighbours, and finds
+ * duplicates that are not neighbours ("foo", "foo.bar", "foo/" with a file
+ * and a tree both named "foo") through a stack of candidate file names.
+ */
+function verifyOrdered(
+  data: Buffer,
+  mode1: number,
+  s1: number,
+  e1: number,
+  mode2: number,
+  s2: number,
+  e2: number,
+  candidates: number[],
+): number {
+  const len1 = e1 - s1;
+  const len2 = e2 - s2;
+  const len = Math.min(len1, len2);
+  // memcmp of the common prefix (a JS loop beats a native call on short names)
+  for (let i = 0; i < len; i++) {
+    const d = data[s1 + i] - data[s2 + i];
+    if (d < 0) return 0;
+    if (d > 0) return TREE_UNORDERED;
+  }
+  let c1 = len1 > len ? data[s1 + len] : NUL;
+  let c2 = len2 > len ? data[s2 + len] : NUL;
+  if (c1 === NUL && c2 === NUL) return TREE_HAS_DUPS;
+  if (c1 === NUL && isTreeMode(mode1)) c1 = SLASH;
+  if (c2 === NUL && isTreeMode(mode2)) c2 = SLASH;
+
+  if (c1 === NUL && isLessThanSlash(c2)) {
+    candidates.push(s1, e1);
+  } else if (c2 === SLASH && isLessThanSlash(c1)) {
+    while (candidates.length > 0) {
+      const fe = candidates.pop() as number;
+      const fs = candidates.pop() as number;
+      const flen = fe - fs;
+      if (flen > len2 || data.compare(data, fs, fe, s2, s2 + flen) !== 0) continue;
+      if (flen === len2) return TREE_HAS_DUPS;
+      if (isLessThanSlash(data[s2 + flen])) {
+        candidates.push(fs, fe);
+        break;
+      }
+    }
+  }
+  return c1 < c2 ? 0 : TREE_UNORDERED;
+}
+
+/**
+ * Checks a tree as `git fsck` does (fsck.c `fsck_tree()`), reporting each
+ * kind of problem once with the offset of the first entry that has it.
+ * Never throws for bad input: an undecodable tree is a `badTree` problem.
+ *
+ * One deliberate difference: Git stores modes in 16 bits while checking, so
+ * it misses bad modes such as "1100644"; packferry checks the whole value.
+ */
+export function validateTree(data: Uint8Array, options: ValidateOptions & { algo?: HashAlgorithm } = {}): ObjectProblem[] {
+  const reporter = new ProblemReporter(options);
+  const algo = options.algo ?? SHA1;
+  const cursor = new TreeCursor(data, algo);
+  const buf = cursor.data;
+  const first = new Map<FsckMsgId, number>();
+  const flag = (id: FsckMsgId, offset: number): void => {
+    if (!first.has(id)) first.set(id, offset);
+  };
+
+  const decode = (): boolean | undefined => {
+    try {
+      return cursor.next();
+    } catch (err) {
+      if (err instanceof PackferryError) {
+        reporter.report('badTree', 'cannot be parsed as a tree', cursor.entryEnd);
+        return undefined;
+      }
+      throw err;
+    }
+  };
+
+  let more = decode();
+  if (more === undefined) return reporter.problems;
+  let prevMode = 0;
+  let prevStart = -1;
+  let prevEnd = -1;
+  const candidates: number[] = [];
+  while (more) {
+    const mode = cursor.mode;
+    const entryStart = cursor.entryStart;
+    const s = cursor.nameStart;
+    const e = cursor.nameEnd;
+    const isLink = (mode & S_IFMT) === S_IFLNK;
+
+    if (isNullId(buf, cursor.oidStart, algo.rawLength)) flag('nullSha1', entryStart);
+    if (findByte(buf, SLASH, s, e) >= 0) flag('fullPathname', entryStart);
+    if (e - s === 1 && buf[s] === 0x2e) flag('hasDot', entryStart);
+    if (e - s === 2 && buf[s] === 0x2e && buf[s + 1] === 0x2e) flag('hasDotdot', entryStart);
+    // Every ".git" look-alike starts with '.', 'g'/'G' (short names), 'm'/'M'
+    // (".mailmap" short names) or an ignorable UTF-8 code point (0xE2, 0xEF);
+    // testing the first byte skips the slow checks for nearly every name.
+    const lead = buf[s] | 0x20;
+    if (lead === 0x2e || lead === 0x67 || lead === 0x6d || buf[s] === 0xe2 || buf[s] === 0xef) {
+      if (isHfsDotGeneric(buf, s, e, 'git') || isNtfsDotgit(buf, s, e)) flag('hasDotgit', entryStart);
+      if (isLink) {
+        if (isHfsDotGeneric(buf, s, e, 'gitmodules') || isNtfsDotGeneric(buf, s, e, 'gitmodules', 'gi7eba')) {
+          reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+        }
+        if (isHfsDotGeneric(buf, s, e, 'gitattributes') || isNtfsDotGeneric(buf, s, e, 'gitattributes', 'gi7d29')) {
+          reporter.report('gitattributesSymlink', '.gitattributes is a symlink', entryStart);
+        }
+        if (isHfsDotGeneric(buf, s, e, 'gitignore') || isNtfsDotGeneric(buf, s, e, 'gitignore', 'gi250a')) {
+          reporter.report('gitignoreSymlink', '.gitignore is a symlink', entryStart);
+        }
+        if (isHfsDotGeneric(buf, s, e, 'mailmap') || isNtfsDotGeneric(buf, s, e, 'mailmap', 'maba30')) {
+          reporter.report('mailmapSymlink', '.mailmap is a symlink', entryStart);
+        }
+      }
+    }
+    if (buf[entryStart] === 0x30) flag('zeroPaddedFilemode', entryStart);
+    if (e - s > MAX_TREE_ENTRY_LEN) flag('largePathname', entryStart);
+    // On Windows a backslash separates directories: check each component.
+    for (let b = findByte(buf, 0x5c, s, e); b >= 0; b = findByte(buf, 0x5c, b + 1, e)) {
+      if (isNtfsDotgit(buf, b + 1, e)) flag('hasDotgit', entryStart);
+      if (isLink && isNtfsDotGeneric(buf, b + 1, e, 'gitmodules', 'gi7eba')) {
+        reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+      }
+    }
+
+    more = decode();
+    if (more === undefined) break;
+
+    switch (mode) {
+      case 0o100755:
+      case 0o100644:
+      case S_IFLNK:
+      case S_IFDIR:
+      case 0o160000:
+        break;
+      case 0o100664: // written by very early Git, which kept group write bits
+        if (!reporter.isStrict) break;
+        flag('badFilemode', entryStart);
+        break;
+      default:
+        flag('badFilemode', entryStart);
+    }
+    if (prevStart >= 0) {
+      const order = verifyOrdered(buf, prevMode, prevStart, prevEnd, mode, s, e, candidates);
+      if (order === TREE_UNORDERED) flag('treeNotSorted', entryStart);
+      else if (order === TREE_HAS_DUPS) flag('duplicateEntries', entryStart);
+    }
+    prevMode = mode;
+    prevStart = s;
+    prevEnd = e;
+  }
+
+  const messages: [FsckMsgId, string][] = [
+    ['nullSha1', 'contains entries pointing to null sha1'],
+    ['fullPathname', 'contains full pathnames'],
+    ['hasDot', "contains '.'"],
+    ['hasDotdot', "contains '..'"],
+    ['hasDotgit', "contains '.git'"],
+    ['zeroPaddedFilemode', 'contains zero-padded file modes'],
+    ['badFilemode', 'contains bad file modes'],
+    ['duplicateEntries', 'contains duplicate file entries'],
+    ['treeNotSorted', 'not properly sorted'],
+    ['largePathname', 'contains excessively large pathname'],
+  ];
+  for (const [id, message] of messages) {
+    const offset = first.get(id);
+    if (offset !== undefined) reporter.report(id, message, offset);
+  }
+  return reporter.problems;
+}
+
+/** Index of `byte` in `data[from..to)`, or -1 (indexOf would scan past `to`). */
+function findByte(data: Buffer, byte: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (data[i] === byte) return i;
+  return -1;
+}
+
+function isNullId(data: Buffer, start: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (data[start + i] !== 0) return false;
+  return true;
+}
+
+// ---- ".git" look-alikes: path.c and utf8.c --------------------------------
+
+function lower(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+}
+
+/**
+ * path.c `is_ntfs_dotgit()`: ".git" or its 8.3 short name "git~1", followed
+ * only by spaces and periods (which Windows strips), then the end, a
+ * directory separator, or ':' (an alternate data stream).
+ */
+export function isNtfsDotgit(data: Uint8Array, start: number, end: number): boolean {
+  const at = (i: number): number => (i < end ? data[i] : NUL);
+  let i = start;
+  const c = at(i++);
+  if (c === 0x2e) {
+    if (lower(at(i++)) !== 0x67 || lower(at(i++)) !== 0x69 || lower(at(i++)) !== 0x74) return false;
+  } else if (lower(c) === 0x67) {
+    if (lower(at(i++)) !== 0x69 || lower(at(i++)) !== 0x74 || at(i++) !== 0x7e || at(i++) !== 0x31) return false;
+  } else {
+    return false;
+  }
+  for (;;) {
+    const d = at(i++);
+    if (d === NUL || d === SLASH || d === 0x5c || d === 0x3a) return true;
+    if (d !== 0x2e && d !== SP) return false;
+  }
+}
+
+/** path.c `is_ntfs_dot_generic()`: ".<name>", its short name "<name6>~1".."~4", or the hashed fall-back short name. */
+export function isNtfsDotGeneric(data: Uint8Array, start: number, end: number, dotName: string, shortPrefix: string): boolean {
+  const at = (i: number): number => (start + i < end ? data[start + i] : NUL);
+  const caseEqual = (from: number, text: string, n: number): boolean => {
+    for (let k = 0; k < n; k++) {
+      const c = at(from + k);
+      if (lower(c) !== text.charCodeAt(k)) return false;
+      if (c === NUL) return false;
+    }
+    return true;
+  };
+  const onlySpacesAndPeriods = (i: number): boolean => {
+    for (;;) {
+      const c = at(i++);
+      if (c === NUL || c === 0x3a) return true;
+      if (c !== SP && c !== 0x2e) return false;
+    }
+  };
+  if (at(0) === 0x2e && caseEqual(1, dotName, dotName.length)) return onlySpacesAndPeriods(dotName.length + 1);
+  if (caseEqual(0, dotName, 6) && at(6) === 0x7e && at(7) >= 0x31 && at(7) <= 0x34) return onlySpacesAndPeriods(8);
+  let sawTilde = false;
+  for (let i = 0; i < 8; i++) {
+    const c = at(i);
+    if (c === NUL) return false;
+    if (sawTilde) {
+      if (c < 0x30 || c > 0x39) return false;
+    } else if (c === 0x7e) {
+      i++;
+      if (at(i) < 0x31 || at(i) > 0x39) return false;
+      sawTilde = true;
+    } else if (i >= 6) {
+      return false;
+    } else if (c & 0x80) {
+      return false;
+    } else if (lower(c) !== shortPrefix.charCodeAt(i)) {
+      return false;
+    }
+  }
+  return onlySpacesAndPeriods(8);
+}
+
+// utf8.c next_hfs_char(): code points HFS+ ignores when comparing names.
+const HFS_IGNORED = new Set([
+  0x200c, 0x200d, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x206a, 0x206b, 0x206c, 0x206d, 0x206e, 0x206f, 0xfeff,
+]);
+
+/**
+ * utf8.c `is_hfs_dot_generic()`: "." + name, case-insensitively, ignoring the
+ * zero-width code points HFS+ ignores, followed by the end or '/'.
+ * Malformed UTF-8 reads as the end of the name, as in Git.
+ */
+export function isHfsDotGeneric(data: Uint8Array, start: number, end: number, needle: string): boolean {
+  let i = start;
+  let broken = false;
+  const at = (k: number): number => (k < end ? data[k] : NUL);
+  // utf8.c pick_one_utf8_char(), skipping ignorable code points.
+  const nextChar = (): number => {
+    for (;;) {
+      if (broken) return 0;
+      const s0 = at(i);
+      let ch: number;
+      if (s0 < 0x80) {
+        ch = s0;
+        i += 1;
+      } else if ((s0 & 0xe0) === 0xc0) {
+        const s1 = at(i + 1);
+        if ((s1 & 0xc0) !== 0x80 || (s0 & 0xfe) === 0xc0) {
+          broken = true;
+          return 0;
+        }
+        ch = ((s0 & 0x1f) << 6) | (s1 & 0x3f);
+        i += 2;
+      } else if ((s0 & 0xf0) === 0xe0) {
+        const s1 = at(i + 1);
+        const s2 = at(i + 2);
+        if (
+          (s1 & 0xc0) !== 0x80 ||
+          (s2 & 0xc0) !== 0x80 ||
+          (s0 === 0xe0 && (s1 & 0xe0) === 0x80) ||
+          (s0 === 0xed && (s1 & 0xe0) === 0xa0) ||
+          (s0 === 0xef && s1 === 0xbf && (s2 & 0xfe) === 0xbe)
+        ) {
+          broken = true;
+          return 0;
+        }
+        ch = ((s0 & 0x0f) << 12) | ((s1 & 0x3f) << 6) | (s2 & 0x3f);
+        i += 3;
+      } else if ((s0 & 0xf8) === 0xf0) {
+        const s1 = at(i + 1);
+        const s2 = at(i + 2);
+        const s3 = at(i + 3);
+        if (
+          (s1 & 0xc0) !== 0x80 ||
+          (s2 & 0xc0) !== 0x80 ||
+          (s3 & 0xc0) !== 0x80 ||
+          (s0 === 0xf0 && (s1 & 0xf0) === 0x80) ||
+          (s0 === 0xf4 && s1 > 0x8f) ||
+          s0 > 0xf4
+        ) {
+          broken = true;
+          return 0;
+        }
+        ch = ((s0 & 0x07) << 18) | ((s1 & 0x3f) << 12) | ((s2 & 0x3f) << 6) | (s3 & 0x3f);
+        i += 4;
+      } else {
+        broken = true;
+        return 0;
+      }
+      if (!HFS_IGNORED.has(ch)) return ch;
+    }
+  };
+  if (nextChar() !== 0x2e) return false;
+  for (let k = 0; k < needle.length; k++) {
+    const c = nextChar();
+    if (c > 127 || lower(c) !== needle.charCodeAt(k)) return false;
+  }
+  const c = nextChar();
+  return c === 0 || c === SLASH;
+}
