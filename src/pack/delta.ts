@@ -4,6 +4,7 @@
 // Every range is checked against the base, the delta and the declared result
 // size, so a hostile delta fails with ERR_DELTA_CORRUPT instead of reading or
 // writing out of bounds or allocating more than the limits allow.
+import { constants as bufferConstants } from 'node:buffer';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 
@@ -12,6 +13,19 @@ export interface DeltaHeader {
   resultSize: number;
   /** Offset of the first instruction. */
   instructionsAt: number;
+}
+
+/**
+ * A declared result the limits allow (up to 4 GiB by default) may still be
+ * more than Node.js can allocate: over buffer.constants.MAX_LENGTH once the
+ * header room is added, or more memory than there is. That is
+ * ERR_LIMIT_EXCEEDED, not a RangeError.
+ */
+function cannotAllocate(resultSize: number, cause?: unknown): PackferryError {
+  return new PackferryError(ErrorCode.LimitExceeded, `delta declares a ${resultSize}-byte result, more than can be allocated`, {
+    cause,
+    details: { limit: 'allocation', declared: resultSize },
+  });
 }
 
 function corrupt(message: string, details: Record<string, unknown> = {}): PackferryError {
@@ -64,7 +78,14 @@ export function applyDelta(
       { details: { limit: 'maxDeltaResultSize', declared: resultSize, max: limits.maxDeltaResultSize } },
     );
   }
-  const result = headerRoom === 0 ? Buffer.allocUnsafe(resultSize) : Buffer.allocUnsafe(headerRoom + resultSize).subarray(headerRoom);
+  if (headerRoom + resultSize > bufferConstants.MAX_LENGTH) throw cannotAllocate(resultSize);
+  let result: Buffer;
+  try {
+    result = headerRoom === 0 ? Buffer.allocUnsafe(resultSize) : Buffer.allocUnsafe(headerRoom + resultSize).subarray(headerRoom);
+  } catch (err) {
+    if (err instanceof RangeError) throw cannotAllocate(resultSize, err);
+    throw err;
+  }
   let out = 0;
   let p = instructionsAt;
   const end = delta.length;

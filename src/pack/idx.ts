@@ -136,7 +136,7 @@ export class PackIndex {
     this.largeCount = (buf.length - this.largeAt - 2 * this.hashLength) / 8;
   }
 
-  /** Parses and checks an index: magic, version, fan-out monotony, sizes, checksum, sort order. */
+  /** Parses and checks an index: magic, version, fan-out monotony, sizes, checksum, sort order, ids in their fan-out buckets. */
   static parse(buf: Buffer, algo: HashAlgorithm = SHA1, options: { verifyChecksum?: boolean } = {}): PackIndex {
     const bad = (why: string): PackferryError => new PackferryError(ErrorCode.IndexCorrupt, `corrupt pack index: ${why}`);
     const hashLength = algo.rawLength;
@@ -159,10 +159,14 @@ export class PackIndex {
       if (!digest.equals(buf.subarray(end))) throw bad('index checksum mismatch');
     }
     const index = new PackIndex(buf, algo);
-    for (let k = 1; k < count; k++) {
-      if (compareRawIds(buf, index.oidsAt + (k - 1) * hashLength, buf, index.oidsAt + k * hashLength, hashLength) > 0) {
+    let bucket = 0;
+    for (let k = 0; k < count; k++) {
+      if (k > 0 && compareRawIds(buf, index.oidsAt + (k - 1) * hashLength, buf, index.oidsAt + k * hashLength, hashLength) > 0) {
         throw bad('object ids are not sorted');
       }
+      // Each id must lie in the fan-out bucket of its first byte, or lookups would miss it.
+      while (buf.readUInt32BE(HEADER_SIZE + bucket * 4) <= k) bucket++;
+      if (buf[index.oidsAt + k * hashLength] !== bucket) throw bad(`object id at position ${k} is outside its fan-out bucket`);
     }
     for (let k = 0; k < count; k++) {
       const v = buf.readUInt32BE(index.offAt + k * 4);

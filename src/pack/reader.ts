@@ -3,6 +3,7 @@
 // down to a whole object, then apply the deltas back up. Chains are checked
 // for cycles (possible with a corrupt or hostile index) and depth, and recent
 // bases are kept in a small byte-bounded cache.
+import { constants as bufferConstants } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { SHA1, type HashAlgorithm } from '../core/hash.js';
@@ -227,6 +228,12 @@ export class PackReader {
   private inflateEntry(entry: EntryInfo, wanted: number): Buffer {
     if (entry.size > this.limits.maxObjectSize) {
       throw new PackferryError(ErrorCode.LimitExceeded, `object at offset ${entry.dataStart} is larger than maxObjectSize`);
+    }
+    // One spare byte of output space (see inflateKnownSize) is past buffer.constants.MAX_LENGTH at the 4 GiB default.
+    if (entry.size + 1 > bufferConstants.MAX_LENGTH) {
+      throw new PackferryError(ErrorCode.LimitExceeded, `object at offset ${entry.dataStart} declares ${entry.size} bytes, more than can be allocated`, {
+        details: { limit: 'allocation', declared: entry.size },
+      });
     }
     const data = this.pack.inflate(this.inflater, entry.dataStart, entry.end, entry.size, Buffer.allocUnsafe(entry.size + 1));
     return wanted < entry.size ? data.subarray(0, wanted) : data;

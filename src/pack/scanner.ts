@@ -73,6 +73,8 @@ const enum State {
   EntryData,
   Trailer,
   Done,
+  /** An entry failed where the input might end in a trailer; see holdFailure. */
+  Failed,
 }
 
 /** Room kept in front of buffered object data for the "<type> <size>\0" header, so hashing needs no copy. */
@@ -100,6 +102,9 @@ export class PackScanner {
   private readonly deferred = Buffer.alloc(32);
   private deferredLength = 0;
   private badTrailer: { expected: string; actual: string } | undefined;
+  /** The error held back by holdFailure, and where its entry began. */
+  private failure: PackferryError | undefined;
+  private failedAt = 0;
   private readonly packHash: Hash;
   private readonly inflater: Inflater;
 
@@ -151,7 +156,9 @@ export class PackScanner {
 
   /** Parses as much of `chunk` as possible. */
   push(chunk: Uint8Array): void {
+    if (this.state === State.Failed) return this.pushAfterFailure(chunk);
     const end = chunk.length;
+    const chunkStart = this.offset;
     let pos = 0;
     // Every byte before the trailer is part of the pack checksum; hash each chunk's share once.
     let hashFrom = this.state === State.Trailer || this.state === State.Done ? -1 : 0;
@@ -183,15 +190,24 @@ export class PackScanner {
           break;
         }
         case State.EntryHeader:
-          pos = this.readEntryHeader(chunk, pos, end);
-          break;
-        case State.EntryData:
-          pos = this.inflateEntry(chunk, pos, end);
-          if ((this.state as State) === State.Trailer && hashFrom >= 0) {
-            this.hashThrough(chunk, hashFrom, pos);
-            hashFrom = -1;
+        case State.EntryData: {
+          const entryStart = this.currentEntryStart();
+          try {
+            if (this.state === State.EntryHeader) {
+              pos = this.readEntryHeader(chunk, pos, end);
+            } else {
+              pos = this.inflateEntry(chunk, pos, end);
+              if ((this.state as State) === State.Trailer && hashFrom >= 0) {
+                this.hashThrough(chunk, hashFrom, pos);
+                hashFrom = -1;
+              }
+            }
+          } catch (err) {
+            if (!this.holdFailure(err, chunk, chunkStart, entryStart)) throw err;
+            return;
           }
           break;
+        }
         case State.Trailer: {
           const want = this.algo.rawLength - this.carryLength;
           const take = Math.min(want, end - pos);
@@ -228,16 +244,19 @@ export class PackScanner {
     if (this.state !== State.Done) {
       const declared = this.header?.objectCount;
       // Input that stops one checksum-length into an object is a complete pack whose header over-counts.
+      const entryStart = this.state === State.Failed ? this.failedAt : this.currentEntryStart();
       if (
         declared !== undefined &&
         this.deferredLength === this.algo.rawLength &&
-        this.offset - this.currentEntryStart() === this.algo.rawLength &&
+        this.offset - entryStart === this.algo.rawLength &&
         this.packHash.digest().equals(this.deferred.subarray(0, this.deferredLength))
       ) {
         throw new PackferryError(ErrorCode.PackObjectCount, `pack declares ${declared} objects but holds only ${this.entriesDone}`, {
           details: { declared, found: this.entriesDone },
+          cause: this.failure,
         });
       }
+      if (this.failure !== undefined) throw this.failure;
       const where =
         this.state === State.Header
           ? 'in its header'
@@ -284,8 +303,14 @@ export class PackScanner {
       this.hashThrough(chunk, hashFrom, chunk.length);
       return;
     }
-    const chunkStart = this.offset - chunk.length;
-    const entryStart = this.offset - tail;
+    this.holdBackFrom(chunk, hashFrom, this.offset - chunk.length, this.offset - tail);
+  }
+
+  /**
+   * Hashes the consumed bytes before `entryStart` and keeps the entry's own
+   * (all of `chunk` from there on, at most one checksum's length) deferred.
+   */
+  private holdBackFrom(chunk: Uint8Array, hashFrom: number, chunkStart: number, entryStart: number): void {
     if (entryStart >= chunkStart) {
       this.hashThrough(chunk, hashFrom, entryStart - chunkStart);
       this.deferred.set(chunk.subarray(entryStart - chunkStart), 0);
@@ -297,7 +322,33 @@ export class PackScanner {
       this.deferred.copyWithin(0, dropOld, this.deferredLength);
       this.deferred.set(chunk, keepOld);
     }
-    this.deferredLength = tail;
+    this.deferredLength = chunkStart + chunk.length - entryStart;
+  }
+
+  /**
+   * A pack whose header counts more objects than it holds has its trailer
+   * parsed as one more entry, which then fails as whatever its bytes happen
+   * to look like (a bad type, a zlib error...). So an entry that fails within
+   * the last checksum-length bytes seen has its error held: more input makes
+   * it real; `end()` turns it into ERR_PACK_OBJECT_COUNT if those bytes are the
+   * checksum of everything before them. Returns false if `err` must be thrown.
+   */
+  private holdFailure(err: unknown, chunk: Uint8Array, chunkStart: number, entryStart: number): boolean {
+    const chunkEnd = chunkStart + chunk.length;
+    if (!(err instanceof PackferryError) || chunkEnd - entryStart > this.algo.rawLength) return false;
+    this.holdBackFrom(chunk, 0, chunkStart, entryStart);
+    this.offset = chunkEnd;
+    this.failure = err;
+    this.failedAt = entryStart;
+    this.state = State.Failed;
+    return true;
+  }
+
+  private pushAfterFailure(chunk: Uint8Array): void {
+    if (this.deferredLength + chunk.length > this.algo.rawLength) throw this.failure!;
+    this.deferred.set(chunk, this.deferredLength);
+    this.deferredLength += chunk.length;
+    this.offset += chunk.length;
   }
 
   private readEntryHeader(chunk: Uint8Array, pos: number, end: number): number {
