@@ -57,13 +57,15 @@ export function readDeltaHeader(delta: Uint8Array): DeltaHeader {
  * result size before anything is allocated (a "delta bomb" declares a huge
  * result from a few bytes). With `headerRoom`, the result is a view that
  * starts `headerRoom` bytes into its allocation, leaving space in front for
- * an object header so that hashing needs no copy.
+ * an object header so that hashing needs no copy. `allocate` supplies the
+ * memory (a pool, in delta resolution).
  */
 export function applyDelta(
   baseBytes: Uint8Array,
   deltaBytes: Uint8Array,
   limits: Pick<Limits, 'maxDeltaResultSize'> = DEFAULT_LIMITS,
   headerRoom = 0,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe,
 ): Buffer {
   const base = asBuffer(baseBytes);
   const delta = asBuffer(deltaBytes);
@@ -81,7 +83,7 @@ export function applyDelta(
   if (headerRoom + resultSize > bufferConstants.MAX_LENGTH) throw cannotAllocate(resultSize);
   let result: Buffer;
   try {
-    result = headerRoom === 0 ? Buffer.allocUnsafe(resultSize) : Buffer.allocUnsafe(headerRoom + resultSize).subarray(headerRoom);
+    result = allocate(headerRoom + resultSize).subarray(headerRoom, headerRoom + resultSize);
   } catch (err) {
     if (err instanceof RangeError) throw cannotAllocate(resultSize, err);
     throw err;

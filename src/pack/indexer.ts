@@ -334,7 +334,7 @@ async function runResolution(
   const data: ResolveWorkerData = {
     packPath,
     tables: tables.buffers(),
-    graph: graph.buffers,
+    graph: { ...graph.buffers, smallRootCount: graph.smallRootCount },
     hashName: algo.name,
     limits,
     cacheLimit,
@@ -344,7 +344,7 @@ async function runResolution(
   const resolver = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, cacheLimit, onProgress });
   let mainError: unknown;
   try {
-    resolver.run();
+    resolver.run(true);
   } catch (err) {
     mainError = err;
   } finally {

@@ -15,6 +15,7 @@ import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { compareRawIds } from '../core/oid.js';
 import { applyDelta } from './delta.js';
 import { OBJECT_TYPE_NAMES, isDeltaType } from './format.js';
+import { BufferPool } from './buffer-pool.js';
 import { createInflater, type Inflater } from './inflate.js';
 import type { PackFile } from './packfile.js';
 import type { PackTables } from './tables.js';
@@ -24,7 +25,17 @@ export const Counter = {
   NextRoot: 0,
   Resolved: 1,
   Failed: 2,
+  /** Cursor over the big roots, which only the main thread takes (see BIG_ROOT). */
+  NextBigRoot: 3,
 } as const;
+
+/**
+ * Roots at least this large are all resolved by the main thread: their trees
+ * hold several objects of that size at once (base, result), and each thread
+ * keeps its own pool of such buffers, so spreading them over threads
+ * multiplies peak memory for little gain.
+ */
+export const BIG_ROOT = 8 * 1024 * 1024;
 
 export interface DeltaGraphBuffers {
   ofsChildStart: SharedArrayBuffer;
@@ -34,6 +45,7 @@ export interface DeltaGraphBuffers {
   roots: SharedArrayBuffer;
   claimed: SharedArrayBuffer;
   counters: SharedArrayBuffer;
+  smallRootCount?: number;
 }
 
 /** Who depends on whom: built once after pass one, shared by all threads. */
@@ -48,6 +60,8 @@ export class DeltaGraph {
   /** 1 once an entry's object is known (whole objects, or a delta claimed by a thread). */
   readonly claimed: Uint8Array;
   readonly counters: Int32Array;
+  /** Roots before this position are small; the rest are big (see BIG_ROOT). */
+  smallRootCount: number;
 
   constructor(readonly buffers: DeltaGraphBuffers) {
     this.ofsChildStart = new Int32Array(buffers.ofsChildStart);
@@ -57,6 +71,7 @@ export class DeltaGraph {
     this.roots = new Int32Array(buffers.roots);
     this.claimed = new Uint8Array(buffers.claimed);
     this.counters = new Int32Array(buffers.counters);
+    this.smallRootCount = buffers.smallRootCount ?? this.roots.length;
   }
 
   get refCount(): number {
@@ -111,14 +126,19 @@ export class DeltaGraph {
     // Roots: whole objects with deltas still open below them. (A delta resolved in an earlier round had
     // all its dependents resolved with it, so only whole objects, such as thin-pack bases just appended, qualify.)
     const roots: number[] = [];
+    const bigRoots: number[] = [];
     for (let i = 0; i < n; i++) {
       if (isDeltaType(tables.packType(i))) continue;
       claimed[i] = 1;
-      if (partial.hasOpenChildren(i, tables)) roots.push(i);
+      if (partial.hasOpenChildren(i, tables)) (tables.sizes[i] < BIG_ROOT ? roots : bigRoots).push(i);
     }
-    const rootsBuffer = new SharedArrayBuffer(roots.length * 4);
-    new Int32Array(rootsBuffer).set(roots);
-    return new DeltaGraph({ ...graphBuffers, roots: rootsBuffer });
+    // Small roots first, then the big ones; the big cursor starts where they begin.
+    const rootsBuffer = new SharedArrayBuffer((roots.length + bigRoots.length) * 4);
+    new Int32Array(rootsBuffer).set([...roots, ...bigRoots]);
+    const graph = new DeltaGraph({ ...graphBuffers, roots: rootsBuffer });
+    graph.counters[Counter.NextBigRoot] = roots.length;
+    graph.smallRootCount = roots.length;
+    return graph;
   }
 
   /** First position in `refIds` equal to the id at `oids[at]`, and the end of that run. */
@@ -181,6 +201,8 @@ export class DeltaResolver {
   private readonly cacheLimit: number;
   private scratch: Buffer = Buffer.allocUnsafe(64 * 1024);
   private held = 0;
+  private readonly pool = new BufferPool();
+  private readonly allocate = (size: number): Buffer => this.pool.take(size);
   private sinceProgress = 0;
 
   constructor(
@@ -194,12 +216,24 @@ export class DeltaResolver {
     this.cacheLimit = options.cacheLimit ?? DEFAULT_CACHE_LIMIT;
   }
 
-  run(): void {
+  /**
+   * Resolves roots until none are left. Only the thread given `takeBigRoots`
+   * (the main one) takes the big roots, first, then helps with the rest.
+   */
+  run(takeBigRoots = false): void {
     const { roots, counters } = this.graph;
     try {
+      if (takeBigRoots) {
+        while (Atomics.load(counters, Counter.Failed) === 0) {
+          const r = Atomics.add(counters, Counter.NextBigRoot, 1);
+          if (r >= roots.length) break;
+          this.resolveFrom(roots[r]);
+        }
+      }
+      const small = this.graph.smallRootCount;
       while (Atomics.load(counters, Counter.Failed) === 0) {
         const r = Atomics.add(counters, Counter.NextRoot, 1);
-        if (r >= roots.length) break;
+        if (r >= small) break;
         this.resolveFrom(roots[r]);
       }
     } catch (err) {
@@ -219,7 +253,7 @@ export class DeltaResolver {
     const size = t.sizes[i];
     let out: Buffer;
     if (keep) {
-      out = Buffer.allocUnsafe(HEADER_ROOM + size + 1).subarray(HEADER_ROOM);
+      out = this.pool.take(HEADER_ROOM + size + 1).subarray(HEADER_ROOM);
     } else {
       if (this.scratch.length < size + 1) this.scratch = Buffer.allocUnsafe(Math.max(size + 1, this.scratch.length * 2));
       out = this.scratch;
@@ -264,7 +298,10 @@ export class DeltaResolver {
         }
       }
       if (child < 0) {
-        if (frame.data) this.held -= frame.data.length;
+        if (frame.data) {
+          this.held -= frame.data.length;
+          this.pool.give(frame.data);
+        }
         stack.pop();
         continue;
       }
@@ -278,15 +315,21 @@ export class DeltaResolver {
         );
       }
       const result = this.applyChild(child, base);
+      if (frame.ofsNext >= frame.ofsEnd && frame.refNext >= frame.refEnd && frame.data) {
+        // That was the base's last dependent: free it now rather than when the walk returns (long chains).
+        this.held -= frame.data.length;
+        this.pool.give(frame.data);
+        frame.data = null;
+      }
       this.record(child, result, frame.type, depth);
-      this.pushFrame(stack, child, result, frame.type, depth);
+      if (!this.pushFrame(stack, child, result, frame.type, depth)) this.pool.give(result);
     }
   }
 
   private applyChild(child: number, base: Buffer): Buffer {
     const delta = this.inflateEntry(child, false);
     try {
-      return applyDelta(base, delta, this.limits, HEADER_ROOM);
+      return applyDelta(base, delta, this.limits, HEADER_ROOM, this.allocate);
     } catch (err) {
       if (err instanceof PackferryError) {
         const offset = this.tables.offsets[child];
@@ -315,18 +358,20 @@ export class DeltaResolver {
     }
   }
 
-  private pushFrame(stack: Frame[], index: number, data: Buffer | null, type: number, depth: number): void {
+  /** Pushes a frame for an object with dependents; returns false (pushing nothing) when none depend on it. */
+  private pushFrame(stack: Frame[], index: number, data: Buffer | null, type: number, depth: number): boolean {
     const t = this.tables;
     const g = this.graph;
     const ofsNext = g.ofsChildStart[index];
     const ofsEnd = g.ofsChildStart[index + 1];
     const [refNext, refEnd] = g.refRange(t.oids, index * t.hashLength, t.hashLength);
-    if (ofsNext === ofsEnd && refNext === refEnd) return; // nothing depends on it
+    if (ofsNext === ofsEnd && refNext === refEnd) return false;
     stack.push({ index, data, type, depth, ofsNext, ofsEnd, refNext, refEnd });
     if (data) {
       this.held += data.length;
       this.evict(stack);
     }
+    return true;
   }
 
   /** Drops the data of frames nearest the root while over the cache limit, never the top one. */
@@ -335,6 +380,7 @@ export class DeltaResolver {
       const f = stack[k];
       if (f.data) {
         this.held -= f.data.length;
+        this.pool.give(f.data);
         f.data = null;
       }
     }
@@ -346,14 +392,23 @@ export class DeltaResolver {
     if (frame.data) return frame.data;
     let j = k;
     while (j >= 0 && !stack[j].data) j--;
+    // Start from an ancestor's data (its frame keeps it) or the root read again from the pack (ours to drop).
     let data: Buffer;
+    let owned: boolean;
     if (j < 0) {
       data = this.inflateEntry(stack[0].index, true);
+      owned = true;
       j = 0;
     } else {
       data = stack[j].data!;
+      owned = false;
     }
-    for (let m = j + 1; m <= k; m++) data = this.applyChild(stack[m].index, data);
+    for (let m = j + 1; m <= k; m++) {
+      const next = this.applyChild(stack[m].index, data);
+      if (owned) this.pool.give(data);
+      data = next;
+      owned = true;
+    }
     frame.data = data;
     this.held += data.length;
     this.evict(stack);
