@@ -8,9 +8,9 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, renameSync, rmSy
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHA1 } from '../src/core/hash.js';
 import { applyDelta, encodeDeltaSize } from '../src/pack/delta.js';
-import { hashObject, writePack, type PackInput } from '../src/pack/writer.js';
+import { hashObject } from '../src/core/object.js';
+import { writePack, type PackInput } from '../src/pack/writer.js';
 import { gitEnv } from '../test/support/git.js';
 import { Prng } from '../test/support/repogen.js';
 import { benchCommand, compare, warmFile, type BenchContext, type BenchSuite, type SuiteResult } from './harness.js';
@@ -58,7 +58,7 @@ function* syntheticEntries(targetBytes: number, seed: number, counter: { count: 
   while (counter.bytes < targetBytes) {
     // One large blob and a chain of three deltas on it.
     let base = prng.bytes((4 + prng.int(21)) * MiB);
-    let baseId = hashObject(SHA1, BLOB, base);
+    let baseId = hashObject('blob', base);
     counter.count++;
     counter.bytes += base.length;
     yield { kind: 'object', type: BLOB, data: base, oid: baseId };
@@ -66,7 +66,7 @@ function* syntheticEntries(targetBytes: number, seed: number, counter: { count: 
       const at = prng.int(base.length - 8192);
       const delta = replacingDelta(base.length, at, prng.bytes(2000), 2000);
       const result = applyDelta(base, delta);
-      const oid = hashObject(SHA1, BLOB, result);
+      const oid = hashObject('blob', result);
       counter.count++;
       counter.bytes += delta.length;
       yield { kind: 'delta', base: baseId, delta, oid };
@@ -76,7 +76,7 @@ function* syntheticEntries(targetBytes: number, seed: number, counter: { count: 
     // A family of small text blobs with deltas between them.
     for (let t = 0; t < 400; t++) {
       let text = textBlob(prng, 20 + prng.int(200));
-      let textId = hashObject(SHA1, BLOB, text);
+      let textId = hashObject('blob', text);
       counter.count++;
       counter.bytes += text.length / 3;
       yield { kind: 'object', type: BLOB, data: text, oid: textId };
@@ -86,7 +86,7 @@ function* syntheticEntries(targetBytes: number, seed: number, counter: { count: 
         const length = Math.min(40, text.length - at);
         const delta = replacingDelta(text.length, at, insert, length);
         const result = applyDelta(text, delta);
-        const oid = hashObject(SHA1, BLOB, result);
+        const oid = hashObject('blob', result);
         counter.count++;
         counter.bytes += delta.length;
         yield { kind: 'delta', base: textId, delta, oid };

@@ -4,7 +4,7 @@
 // Pure functions over bytes; no I/O.
 import { PackferryError, ErrorCode } from '../core/errors.js';
 
-/** Object types as stored in a pack entry header (3 bits). */
+/** Entry types as stored in a pack entry header (3 bits): the object types of core/object-type.ts plus the two deltas. */
 export const PackObjectType = {
   Commit: 1,
   Tree: 2,
@@ -14,21 +14,6 @@ export const PackObjectType = {
   RefDelta: 7,
 } as const;
 export type PackObjectType = (typeof PackObjectType)[keyof typeof PackObjectType];
-
-/** The four types an object (not a delta) can have, by pack type number. */
-export const OBJECT_TYPE_NAMES = ['', 'commit', 'tree', 'blob', 'tag'] as const;
-export type ObjectTypeName = 'commit' | 'tree' | 'blob' | 'tag';
-
-export function objectTypeName(type: number): ObjectTypeName {
-  if (type < 1 || type > 4) throw new PackferryError(ErrorCode.InvalidObjectType, `not an object type: ${type}`);
-  return OBJECT_TYPE_NAMES[type] as ObjectTypeName;
-}
-
-export function objectTypeNumber(name: string): 1 | 2 | 3 | 4 {
-  const n = OBJECT_TYPE_NAMES.indexOf(name as ObjectTypeName);
-  if (n < 1) throw new PackferryError(ErrorCode.InvalidObjectType, `not an object type: ${JSON.stringify(name)}`);
-  return n as 1 | 2 | 3 | 4;
-}
 
 export function isDeltaType(type: number): boolean {
   return type === PackObjectType.OfsDelta || type === PackObjectType.RefDelta;
@@ -173,9 +158,4 @@ export function encodeEntryHeader(type: number, size: number, baseDistance = 0, 
     return Buffer.concat([head, baseId]);
   }
   return head;
-}
-
-/** "<type> <size>\0", the header hashed in front of an object's content to get its id. */
-export function objectHeader(type: number, size: number): Buffer {
-  return Buffer.from(`${objectTypeName(type)} ${size}\0`, 'latin1');
 }

@@ -11,6 +11,7 @@ import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { SHA1, type HashAlgorithm } from '../core/hash.js';
 import { withLimits, type Limits } from '../core/limits.js';
+import { hashObject, objectTypeFromPackType } from '../core/object.js';
 import { oidToHex, type ObjectId } from '../core/oid.js';
 import { noProgress, ProgressMeter, type ProgressSink } from '../core/progress.js';
 import { encodeEntryHeader, MIN_ENTRY_SIZE, PACK_HEADER_SIZE, PackObjectType } from './format.js';
@@ -253,31 +254,21 @@ async function resolveAndIndex(packPath: string, trailer: PackTrailer, recorder:
   const deltaCount = recorder.deltaCount;
   const refEntries = Int32Array.from(recorder.refEntries);
   const refBaseIds = recorder.refBaseIds.subarray(0, refEntries.length * algo.rawLength);
-  let claimed: Uint8Array | undefined;
   let resolved = 0;
   const meter = new ProgressMeter(progress, 'Resolving deltas', deltaCount);
   if (deltaCount > 0) {
-    for (;;) {
-      throwIfAborted(options.signal);
-      const graph = DeltaGraph.build(tables, refEntries, refBaseIds, claimed);
-      Atomics.store(graph.counters, Counter.Resolved, resolved);
-      await runResolution(packPath, tables, graph, deltaCount - resolved, algo, limits, options, (done) => meter.update(done));
+    throwIfAborted(options.signal);
+    // Room for thin-pack bases: at most one per REF_DELTA.
+    const graph = DeltaGraph.build(tables, refEntries, refBaseIds, options.fixThin ? refEntries.length : 0);
+    await runResolution(packPath, tables, graph, deltaCount, algo, limits, options, (done) => meter.update(done));
+    resolved = Atomics.load(graph.counters, Counter.Resolved);
+    if (resolved < deltaCount && options.fixThin) {
+      const appended = await completeThinPack(packPath, tables, graph, refEntries, refBaseIds, options.fixThin, algo, limits, options.signal);
+      appendedBases = appended.count;
+      if (appended.count > 0) checksum = appended.checksum;
       resolved = Atomics.load(graph.counters, Counter.Resolved);
-      claimed = graph.claimed;
-      if (resolved === deltaCount) break;
-      if (!options.fixThin) {
-        throw unresolvedError(deltaCount - resolved, tables, graph, false);
-      }
-      // Thin pack: append the bases that the still-open REF_DELTAs name, then resolve again.
-      const appended = await appendThinBases(packPath, tables, graph, options.fixThin, algo, limits);
-      if (appended.count === 0) throw unresolvedError(deltaCount - resolved, tables, graph, true);
-      appendedBases += appended.count;
-      checksum = appended.checksum;
-      // Keep the REF_DELTA table; grow `claimed` for the new entries (whole objects, claimed by construction).
-      const grownClaimed = new Uint8Array(tables.count);
-      grownClaimed.set(claimed.subarray(0, Math.min(claimed.length, tables.count)));
-      claimed = grownClaimed;
     }
+    if (resolved < deltaCount) throw unresolvedError(deltaCount - resolved, tables, graph, options.fixThin !== undefined);
   }
   meter.update(resolved);
   meter.finish();
@@ -382,35 +373,53 @@ function runWorker(data: ResolveWorkerData): Promise<void> {
 }
 
 /**
- * Appends, as whole objects, the bases that unresolved REF_DELTAs name and
- * `resolver` can supply, then rewrites the pack's object count and trailing
- * checksum (Git's fix_unresolved_deltas and fixup_pack_header_footer).
+ * Completes a thin pack as `git index-pack --fix-thin` does
+ * (fix_unresolved_deltas): going through the still-unresolved REF_DELTAs in
+ * pack order, fetch each one's base from `resolver`, check that it hashes to
+ * the id asked for, append it as a whole object and resolve what depends on
+ * it at once, so that a base which is itself a delta in the pack gets
+ * resolved rather than appended twice. Finally the object count in the
+ * header and the trailing checksum are rewritten.
  */
-async function appendThinBases(
+async function completeThinPack(
   packPath: string,
   tables: PackTables,
   graph: DeltaGraph,
+  refEntries: Int32Array,
+  refBaseIds: Uint8Array,
   resolver: BaseResolver,
   algo: HashAlgorithm,
   limits: Limits,
+  signal: AbortSignal | undefined,
 ): Promise<{ count: number; checksum: Buffer }> {
   const H = algo.rawLength;
-  const wanted = new Set<string>();
-  for (let k = 0; k < graph.refCount; k++) {
-    if (graph.claimed[graph.refChildren[k]] === 0) wanted.add(oidToHex(graph.refIds, k * H, H));
-  }
   const fh = await open(packPath, 'r+');
+  const pack = PackFile.open(packPath);
+  const deltas = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits });
+  // The trailer stays in place behind appended entries until the end: the inflater reads one byte past an entry.
+  const placeholder = Buffer.alloc(H);
   try {
     let end = tables.offsets[tables.count];
     let count = 0;
-    for (const oid of [...wanted].sort()) {
+    const asked = new Set<string>();
+    for (let k = 0; k < refEntries.length; k++) {
+      throwIfAborted(signal);
+      if (graph.claimed[refEntries[k]] === 1) continue;
+      const oid = oidToHex(refBaseIds, k * H, H);
+      if (asked.has(oid)) continue;
+      asked.add(oid);
       const base = await resolver(oid);
       if (base === undefined) continue;
       if (base.type < 1 || base.type > 4) {
         throw new PackferryError(ErrorCode.InvalidObjectType, `base ${oid} supplied for a thin pack has invalid type ${base.type}`);
       }
       if (base.data.length > limits.maxObjectSize) {
-        throw new PackferryError(ErrorCode.LimitExceeded, `base ${oid} is larger than maxObjectSize`);
+        throw new PackferryError(ErrorCode.LimitExceeded, `base ${oid} is larger than maxObjectSize`, { details: { limit: 'maxObjectSize' } });
+      }
+      if (hashObject(objectTypeFromPackType(base.type), base.data, algo) !== oid) {
+        throw new PackferryError(ErrorCode.HashMismatch, `local object ${oid} is corrupt: its content does not hash to its id`, {
+          details: { oid },
+        });
       }
       const head = encodeEntryHeader(base.type, base.data.length);
       const entry = Buffer.concat([head, deflateSync(base.data)]);
@@ -426,10 +435,13 @@ async function appendThinBases(
       tables.resultSizes[i] = base.data.length;
       tables.depths[i] = 0;
       tables.count = i + 1;
-      await writeAll(fh, entry, end);
+      await writeAll(fh, Buffer.concat([entry, placeholder]), end);
       end += entry.length;
       tables.offsets[tables.count] = end;
+      graph.claimed[i] = 1;
       count++;
+      pack.refresh();
+      deltas.resolveFrom(i, Buffer.from(base.data));
     }
     if (count === 0) return { count, checksum: Buffer.alloc(0) };
     const header = Buffer.alloc(4);
@@ -444,6 +456,8 @@ async function appendThinBases(
     await fh.sync();
     return { count, checksum };
   } finally {
+    deltas.close();
+    pack.close();
     await fh.close();
   }
 }

@@ -14,7 +14,7 @@ const DEFAULT_WINDOW = 64 * 1024;
 const DEFAULT_READAHEAD = 8 * 1024;
 
 export class PackFile {
-  readonly length: number;
+  length: number;
   private window: Buffer;
   private windowStart = 0;
   private windowLength = 0;
@@ -105,6 +105,12 @@ export class PackFile {
       });
     }
     return data;
+  }
+
+  /** Takes note of data appended to the file since it was opened (thin-pack completion). */
+  refresh(): void {
+    this.length = fstatSync(this.fd).size;
+    this.windowLength = 0;
   }
 
   private readFully(buf: Buffer, length: number, offset: number): void {

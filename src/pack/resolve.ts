@@ -14,7 +14,8 @@ import { PackferryError, ErrorCode } from '../core/errors.js';
 import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { compareRawIds } from '../core/oid.js';
 import { applyDelta } from './delta.js';
-import { OBJECT_TYPE_NAMES, isDeltaType } from './format.js';
+import { OBJECT_TYPES } from '../core/object.js';
+import { isDeltaType } from './format.js';
 import { BufferPool } from './buffer-pool.js';
 import { createInflater, type Inflater } from './inflate.js';
 import type { PackFile } from './packfile.js';
@@ -80,13 +81,14 @@ export class DeltaGraph {
 
   /**
    * Builds the graph. `refBaseIds` holds the base id of each REF_DELTA entry
-   * listed in `refEntries`. Whole objects are marked claimed; `claimedFrom`
-   * carries the deltas resolved by an earlier round.
+   * listed in `refEntries`. Whole objects are marked claimed. `spare` rows
+   * are reserved for whole objects appended later (thin-pack bases), which
+   * have no OFS_DELTA dependents.
    */
-  static build(tables: PackTables, refEntries: Int32Array, refBaseIds: Uint8Array, claimedFrom?: Uint8Array): DeltaGraph {
+  static build(tables: PackTables, refEntries: Int32Array, refBaseIds: Uint8Array, spare = 0): DeltaGraph {
     const n = tables.count;
     const hashLength = tables.hashLength;
-    const ofsChildStart = new Int32Array(new SharedArrayBuffer((n + 1) * 4));
+    const ofsChildStart = new Int32Array(new SharedArrayBuffer((n + spare + 1) * 4));
     let ofsCount = 0;
     for (let i = 0; i < n; i++) {
       const b = tables.baseIndex[i];
@@ -95,7 +97,7 @@ export class DeltaGraph {
         ofsCount++;
       }
     }
-    for (let i = 0; i < n; i++) ofsChildStart[i + 1] += ofsChildStart[i];
+    for (let i = 0; i < n + spare; i++) ofsChildStart[i + 1] += ofsChildStart[i];
     const ofsChildren = new Int32Array(new SharedArrayBuffer(Math.max(1, ofsCount) * 4));
     const fill = ofsChildStart.slice(0, n);
     for (let i = 0; i < n; i++) {
@@ -111,8 +113,7 @@ export class DeltaGraph {
       refIds.set(refBaseIds.subarray(j * hashLength, (j + 1) * hashLength), k * hashLength);
       refChildren[k] = refEntries[j];
     }
-    const claimed = new Uint8Array(new SharedArrayBuffer(Math.max(1, n)));
-    if (claimedFrom) claimed.set(claimedFrom.subarray(0, Math.min(n, claimedFrom.length)));
+    const claimed = new Uint8Array(new SharedArrayBuffer(Math.max(1, n + spare)));
     const graphBuffers: DeltaGraphBuffers = {
       ofsChildStart: ofsChildStart.buffer as SharedArrayBuffer,
       ofsChildren: ofsChildren.buffer as SharedArrayBuffer,
@@ -123,8 +124,7 @@ export class DeltaGraph {
       counters: new SharedArrayBuffer(4 * 4),
     };
     const partial = new DeltaGraph(graphBuffers);
-    // Roots: whole objects with deltas still open below them. (A delta resolved in an earlier round had
-    // all its dependents resolved with it, so only whole objects, such as thin-pack bases just appended, qualify.)
+    // Roots: whole objects with deltas below them.
     const roots: number[] = [];
     const bigRoots: number[] = [];
     for (let i = 0; i < n; i++) {
@@ -271,12 +271,13 @@ export class DeltaResolver {
     }
   }
 
-  private resolveFrom(root: number): void {
+  /** Resolves everything that depends on the whole object `root` (whose data may be given). */
+  resolveFrom(root: number, rootData: Buffer | null = null): void {
     const t = this.tables;
     const g = this.graph;
     const stack: Frame[] = [];
     this.held = 0;
-    this.pushFrame(stack, root, null, t.objectType(root), t.depths[root]);
+    this.pushFrame(stack, root, rootData, t.objectType(root), t.depths[root]);
     while (stack.length > 0) {
       const top = stack.length - 1;
       const frame = stack[top];
@@ -342,7 +343,7 @@ export class DeltaResolver {
   /** Hashes a resolved object and stores its id, type, size and depth. */
   private record(i: number, data: Buffer, type: number, depth: number): void {
     const t = this.tables;
-    const header = `${OBJECT_TYPE_NAMES[type]} ${data.length}\0`;
+    const header = `${OBJECT_TYPES[type - 1]} ${data.length}\0`;
     const start = data.byteOffset - header.length;
     const full = Buffer.from(data.buffer, start, header.length + data.length);
     full.write(header, 0, 'latin1');

@@ -10,12 +10,12 @@ import { hash as oneShotHash, type Hash } from 'node:crypto';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { SHA1, type HashAlgorithm } from '../core/hash.js';
 import { withLimits, type Limits } from '../core/limits.js';
+import { objectTypeFromPackType } from '../core/object.js';
 import { createInflater, type Inflater } from './inflate.js';
 import {
   PACK_HEADER_SIZE,
   PackObjectType,
   isDeltaType,
-  objectTypeName,
   parseEntryHeader,
   parsePackHeader,
   type PackHeader,
@@ -421,7 +421,7 @@ export class PackScanner {
       this.eStreamHash = undefined;
     } else if (this.hashObjects && isObject) {
       this.eStreamHash = this.algo.create();
-      this.eStreamHash.update(`${objectTypeName(type)} ${size}\0`, 'latin1');
+      this.eStreamHash.update(`${objectTypeFromPackType(type)} ${size}\0`, 'latin1');
     } else {
       this.eStreamHash = undefined;
     }
@@ -503,7 +503,7 @@ export class PackScanner {
     if (this.eBuffered) {
       data = this.dataBuf.subarray(HEADER_ROOM, HEADER_ROOM + size);
       if (this.hashObjects && isObject) {
-        const header = `${objectTypeName(this.eType)} ${size}\0`;
+        const header = `${objectTypeFromPackType(this.eType)} ${size}\0`;
         const start = HEADER_ROOM - header.length;
         this.dataBuf.write(header, start, 'latin1');
         oid = oneShotHash(this.algo.name, this.dataBuf.subarray(start, HEADER_ROOM + size), 'buffer') as unknown as Buffer;

@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { PackferryError } from '../core/errors.js';
 import { SHA1 } from '../core/hash.js';
 import { oidToHex } from '../core/oid.js';
-import { isDeltaType, objectTypeName } from './format.js';
+import { objectTypeFromPackType } from '../core/object.js';
+import { isDeltaType } from './format.js';
 import { PackIndex } from './idx.js';
 import { indexPackFile, type IndexedPack, type IndexPackOptions } from './indexer.js';
 import { REF_DELTA_BASE } from './tables.js';
@@ -77,7 +78,7 @@ export function* describePack(indexed: IndexedPack, statOnly = false): Generator
     if (delta) histogram[t.depths[i]]++;
     if (statOnly) continue;
     const oid = oidToHex(t.oids, i * H, H);
-    const type = objectTypeName(t.objectType(i)).padEnd(6);
+    const type = objectTypeFromPackType(t.objectType(i)).padEnd(6);
     let line = `${oid} ${type} ${t.sizes[i]} ${t.offsets[i + 1] - t.offsets[i]} ${t.offsets[i]}`;
     if (delta) {
       const b = t.baseIndex[i];

@@ -7,9 +7,9 @@
 import { deflateSync } from 'node:zlib';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { SHA1, type HashAlgorithm } from '../core/hash.js';
-import { oidToHex, type ObjectId } from '../core/oid.js';
-import { encodeEntryHeader, encodePackHeader, objectHeader, PackObjectType } from './format.js';
-import { hash as oneShotHash } from 'node:crypto';
+import type { ObjectId } from '../core/oid.js';
+import { hashObject, objectTypeFromPackType } from '../core/object.js';
+import { encodeEntryHeader, encodePackHeader, PackObjectType } from './format.js';
 
 export type PackInput =
   /** A whole object; its id is computed unless given. */
@@ -73,7 +73,7 @@ export async function* writePack(
     switch (input.kind) {
       case 'object': {
         if (input.type < 1 || input.type > 4) throw new PackferryError(ErrorCode.InvalidObjectType, `not an object type: ${input.type}`);
-        oid = input.oid ?? hashObject(algo, input.type, input.data);
+        oid = input.oid ?? hashObject(objectTypeFromPackType(input.type), input.data, algo);
         head = encodeEntryHeader(input.type, input.data.length);
         body = deflateSync(input.data, { level });
         break;
@@ -125,15 +125,6 @@ function deltaHeader(
   const id = Buffer.from(base, 'hex');
   if (id.length !== algo.rawLength) throw new PackferryError(ErrorCode.InvalidObjectId, `invalid base id ${JSON.stringify(base)}`);
   return encodeEntryHeader(PackObjectType.RefDelta, deltaSize, 0, id);
-}
-
-/** The id of an object: the hash of "<type> <size>\0" and its data. */
-export function hashObject(algo: HashAlgorithm, type: number, data: Uint8Array): ObjectId {
-  const header = objectHeader(type, data.length);
-  const all = Buffer.allocUnsafe(header.length + data.length);
-  header.copy(all, 0);
-  all.set(data, header.length);
-  return oidToHex(oneShotHash(algo.name, all, 'buffer') as unknown as Buffer, 0, algo.rawLength);
 }
 
 /** Collects a pack stream into one buffer (for tests and small packs). */

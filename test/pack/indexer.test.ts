@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { indexPackFile, indexPackStream } from '../../src/pack/indexer.js';
 import { describePack, verifyPack } from '../../src/pack/verify.js';
 import { PackReader } from '../../src/pack/reader.js';
-import { objectTypeName } from '../../src/pack/format.js';
+import { objectTypeFromPackType } from '../../src/core/object.js';
 import { generateRepo, makeRefDeltaPack, type RepoSummary } from '../support/repogen.js';
 import { git, gitAsync, gitBuffer, tempDir } from '../support/git.js';
 
@@ -109,7 +109,7 @@ describe('index-pack against git', () => {
         const data = all.subarray(nl + 1, nl + 1 + size);
         p = nl + 1 + size + 1;
         const obj = reader.read(oid);
-        assert.equal(objectTypeName(obj.type), type);
+        assert.equal(objectTypeFromPackType(obj.type), type);
         assert.ok(obj.data.equals(data), `object ${oid} content`);
         assert.deepEqual(reader.readHeader(oid), { type: obj.type, size });
         checked++;

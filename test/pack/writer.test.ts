@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { ErrorCode, PackferryError } from '../../src/core/errors.js';
 import { SHA1 } from '../../src/core/hash.js';
 import { oidToHex } from '../../src/core/oid.js';
-import { objectTypeNumber, PackObjectType } from '../../src/pack/format.js';
+import { hashObject, objectTypeFromPackType, packTypeOf, parseObjectType } from '../../src/core/object.js';
+import { PackObjectType } from '../../src/pack/format.js';
 import { PackIndex } from '../../src/pack/idx.js';
 import { indexPackStream } from '../../src/pack/indexer.js';
 import { PackReader } from '../../src/pack/reader.js';
 import { PackScanner } from '../../src/pack/scanner.js';
-import { collectPack, hashObject, writePack, type PackInput, type WritePackOptions } from '../../src/pack/writer.js';
+import { collectPack, writePack, type PackInput, type WritePackOptions } from '../../src/pack/writer.js';
 import { git, gitAsync, tempDir } from '../support/git.js';
 import { generateRepo, type RepoSummary } from '../support/repogen.js';
 import { chunksOf, copyOp, gitIndexPack, insertOp, makeDelta, sha1 } from '../support/pack-craft.js';
@@ -50,7 +51,7 @@ async function readAllObjects(repoDir: string): Promise<Map<string, SourceObject
     const nl = all.indexOf(10, p);
     const [oid, type, size] = all.subarray(p, nl).toString('latin1').split(' ');
     const data = Buffer.from(all.subarray(nl + 1, nl + 1 + Number(size)));
-    objects.set(oid, { type: objectTypeNumber(type), data });
+    objects.set(oid, { type: packTypeOf(parseObjectType(type)), data });
     p = nl + 1 + Number(size) + 1;
   }
   return objects;
@@ -200,7 +201,7 @@ describe('writePack', () => {
     const [baseOid, base] = [...objects].find(([, o]) => o.type === PackObjectType.Blob && o.data.length > 200)!;
     const data = Buffer.concat([base.data, Buffer.from('one more line\n')]);
     const delta = makeDelta(base.data.length, data.length, copyOp(0, base.data.length), insertOp('one more line\n'));
-    const oid = hashObject(SHA1, PackObjectType.Blob, data);
+    const oid = hashObject(objectTypeFromPackType(PackObjectType.Blob), data, SHA1);
     const inputs: PackInput[] = [
       { kind: 'delta', base: baseOid, delta, oid },
       ...[...objects].map(([id, o]): PackInput => ({ kind: 'object', type: o.type, data: o.data, oid: id })),

@@ -12,7 +12,7 @@ import { PackferryError, type ErrorCode } from '../../src/core/errors.js';
 import { encodeDeltaSize } from '../../src/pack/delta.js';
 import { encodeEntryHeader, encodePackHeader, PackObjectType } from '../../src/pack/format.js';
 import { indexPackFile, indexPackStream, type IndexedPack, type IndexPackOptions } from '../../src/pack/indexer.js';
-import { hashObject } from '../../src/pack/writer.js';
+import { hashObject, objectTypeFromPackType } from '../../src/core/object.js';
 import { SHA1 } from '../../src/core/hash.js';
 import { gitAsync } from './git.js';
 
@@ -26,7 +26,7 @@ export function sha1(...parts: Uint8Array[]): Buffer {
 
 /** The hex id of an object. */
 export function oidOf(type: number, data: Uint8Array): string {
-  return hashObject(SHA1, type, data);
+  return hashObject(objectTypeFromPackType(type), data, SHA1);
 }
 
 /** Appends the SHA-1 trailer to a pack body (header and entries). */
