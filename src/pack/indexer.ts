@@ -97,7 +97,6 @@ class EntryRecorder {
       t.types[i] = (e.type << 4) | e.type;
       t.oids.set(e.oid, i * t.hashLength);
       t.baseIndex[i] = NOT_A_DELTA;
-      t.resultSizes[i] = e.size;
       return;
     }
     t.types[i] = e.type;
@@ -432,7 +431,6 @@ async function completeThinPack(
       tables.types[i] = (base.type << 4) | base.type;
       tables.oids.set(Buffer.from(oid, 'hex'), i * H);
       tables.baseIndex[i] = NOT_A_DELTA;
-      tables.resultSizes[i] = base.data.length;
       tables.depths[i] = 0;
       tables.count = i + 1;
       await writeAll(fh, Buffer.concat([entry, placeholder]), end);

@@ -203,6 +203,11 @@ export class DeltaResolver {
   private held = 0;
   private readonly pool = new BufferPool();
   private readonly allocate = (size: number): Buffer => this.pool.take(size);
+  private resultScratch: Buffer = Buffer.allocUnsafe(64 * 1024);
+  private readonly allocateScratch = (size: number): Buffer => {
+    if (this.resultScratch.length < size) this.resultScratch = Buffer.allocUnsafe(Math.max(size, this.resultScratch.length * 2));
+    return this.resultScratch;
+  };
   private sinceProgress = 0;
 
   constructor(
@@ -315,7 +320,9 @@ export class DeltaResolver {
           { details: { limit: 'maxDeltaChainDepth', offset: t.offsets[child] } },
         );
       }
-      const result = this.applyChild(child, base);
+      // Most results are leaves, needed only to be hashed: build them in a reused buffer, and copy
+      // out the few that others depend on (per-object allocations left hundreds of MiB of garbage).
+      const result = this.applyChild(child, base, this.allocateScratch);
       if (frame.ofsNext >= frame.ofsEnd && frame.refNext >= frame.refEnd && frame.data) {
         // That was the base's last dependent: free it now rather than when the walk returns (long chains).
         this.held -= frame.data.length;
@@ -323,14 +330,14 @@ export class DeltaResolver {
         frame.data = null;
       }
       this.record(child, result, frame.type, depth);
-      if (!this.pushFrame(stack, child, result, frame.type, depth)) this.pool.give(result);
+      this.pushFrame(stack, child, result, frame.type, depth, true);
     }
   }
 
-  private applyChild(child: number, base: Buffer): Buffer {
+  private applyChild(child: number, base: Buffer, allocate: (size: number) => Buffer): Buffer {
     const delta = this.inflateEntry(child, false);
     try {
-      return applyDelta(base, delta, this.limits, HEADER_ROOM, this.allocate);
+      return applyDelta(base, delta, this.limits, HEADER_ROOM, allocate);
     } catch (err) {
       if (err instanceof PackferryError) {
         const offset = this.tables.offsets[child];
@@ -351,7 +358,6 @@ export class DeltaResolver {
     t.oids.set(id, i * t.hashLength);
     t.types[i] = (type << 4) | t.packType(i);
     t.depths[i] = depth;
-    t.resultSizes[i] = data.length;
     const resolved = Atomics.add(this.graph.counters, Counter.Resolved, 1) + 1;
     if (this.options.onProgress && ++this.sinceProgress >= 1024) {
       this.sinceProgress = 0;
@@ -359,20 +365,27 @@ export class DeltaResolver {
     }
   }
 
-  /** Pushes a frame for an object with dependents; returns false (pushing nothing) when none depend on it. */
-  private pushFrame(stack: Frame[], index: number, data: Buffer | null, type: number, depth: number): boolean {
+  /**
+   * Pushes a frame for an object with dependents; does nothing when none
+   * depend on it. With `copy`, `data` is scratch memory and is copied first.
+   */
+  private pushFrame(stack: Frame[], index: number, data: Buffer | null, type: number, depth: number, copy = false): void {
     const t = this.tables;
     const g = this.graph;
     const ofsNext = g.ofsChildStart[index];
     const ofsEnd = g.ofsChildStart[index + 1];
     const [refNext, refEnd] = g.refRange(t.oids, index * t.hashLength, t.hashLength);
-    if (ofsNext === ofsEnd && refNext === refEnd) return false;
+    if (ofsNext === ofsEnd && refNext === refEnd) return;
+    if (copy && data) {
+      const kept = this.pool.take(HEADER_ROOM + data.length).subarray(HEADER_ROOM);
+      data.copy(kept);
+      data = kept;
+    }
     stack.push({ index, data, type, depth, ofsNext, ofsEnd, refNext, refEnd });
     if (data) {
       this.held += data.length;
       this.evict(stack);
     }
-    return true;
   }
 
   /** Drops the data of frames nearest the root while over the cache limit, never the top one. */
@@ -405,7 +418,7 @@ export class DeltaResolver {
       owned = false;
     }
     for (let m = j + 1; m <= k; m++) {
-      const next = this.applyChild(stack[m].index, data);
+      const next = this.applyChild(stack[m].index, data, this.allocate);
       if (owned) this.pool.give(data);
       data = next;
       owned = true;

@@ -18,7 +18,6 @@ export interface PackTablesBuffers {
   oids: SharedArrayBuffer;
   baseIndex: SharedArrayBuffer;
   depths: SharedArrayBuffer;
-  resultSizes: SharedArrayBuffer;
 }
 
 /**
@@ -39,8 +38,6 @@ export class PackTables {
   baseIndex!: Int32Array;
   /** Delta chain length (0 for whole objects). */
   depths!: Uint32Array;
-  /** Size of each object once resolved. */
-  resultSizes!: Float64Array;
 
   constructor(
     readonly hashLength: number,
@@ -72,7 +69,6 @@ export class PackTables {
       oids: this.oids.buffer as SharedArrayBuffer,
       baseIndex: this.baseIndex.buffer as SharedArrayBuffer,
       depths: this.depths.buffer as SharedArrayBuffer,
-      resultSizes: this.resultSizes.buffer as SharedArrayBuffer,
     };
   }
 
@@ -82,7 +78,7 @@ export class PackTables {
     const old = this.buffers();
     const capacity = Math.max(needed, Math.ceil(this.capacity * 1.5), 1024);
     const fresh = this.allocate(capacity);
-    for (const key of ['offsets', 'headerLengths', 'sizes', 'types', 'crc32s', 'oids', 'baseIndex', 'depths', 'resultSizes'] as const) {
+    for (const key of ['offsets', 'headerLengths', 'sizes', 'types', 'crc32s', 'oids', 'baseIndex', 'depths'] as const) {
       new Uint8Array(fresh[key]).set(new Uint8Array(old[key]));
     }
     this.capacity = capacity;
@@ -109,7 +105,6 @@ export class PackTables {
       oids: sab(capacity * this.hashLength),
       baseIndex: sab(capacity * 4),
       depths: sab(capacity * 4),
-      resultSizes: sab(capacity * 8),
     };
   }
 
@@ -122,7 +117,6 @@ export class PackTables {
     this.oids = new Uint8Array(b.oids);
     this.baseIndex = new Int32Array(b.baseIndex);
     this.depths = new Uint32Array(b.depths);
-    this.resultSizes = new Float64Array(b.resultSizes);
   }
 
   packType(i: number): number {
