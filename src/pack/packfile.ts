@@ -22,16 +22,24 @@ export class PackFile {
 
   private constructor(
     private readonly fd: number,
+    /** The whole pack, when it is held in memory (then `fd` is -1). */
+    private readonly memory: Buffer | undefined,
     readonly path: string,
     windowSize: number,
     private readonly readahead: number,
   ) {
-    this.length = fstatSync(fd).size;
-    this.window = Buffer.allocUnsafe(windowSize);
+    this.length = memory ? memory.length : fstatSync(fd).size;
+    this.window = memory ?? Buffer.allocUnsafe(windowSize);
+    if (memory) this.windowLength = memory.length;
   }
 
   static open(path: string, windowSize = DEFAULT_WINDOW, readahead = DEFAULT_READAHEAD): PackFile {
-    return new PackFile(openSync(path, 'r'), path, windowSize, readahead);
+    return new PackFile(openSync(path, 'r'), undefined, path, windowSize, readahead);
+  }
+
+  /** A pack already in memory (for packs small enough to keep whole: no system calls at all). */
+  static fromMemory(bytes: Uint8Array, path = '(memory)'): PackFile {
+    return new PackFile(-1, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), path, 0, 0);
   }
 
   /**
@@ -109,6 +117,7 @@ export class PackFile {
 
   /** Takes note of data appended to the file since it was opened (thin-pack completion). */
   refresh(): void {
+    if (this.memory) return;
     this.length = fstatSync(this.fd).size;
     this.windowLength = 0;
   }
@@ -125,7 +134,7 @@ export class PackFile {
   close(): void {
     if (!this.closed) {
       this.closed = true;
-      closeSync(this.fd);
+      if (!this.memory) closeSync(this.fd);
     }
   }
 }

@@ -9,6 +9,8 @@ import type { Limits } from '../core/limits.js';
 
 export interface ResolveWorkerData {
   packPath: string;
+  /** The whole pack in shared memory, when it is small enough to hold. */
+  packMemory: SharedArrayBuffer | undefined;
   tables: PackTablesBuffers;
   graph: DeltaGraphBuffers;
   hashName: string;
@@ -22,7 +24,7 @@ export type ResolveWorkerMessage =
 
 const data = workerData as ResolveWorkerData;
 let message: ResolveWorkerMessage;
-const pack = PackFile.open(data.packPath);
+const pack = data.packMemory ? PackFile.fromMemory(new Uint8Array(data.packMemory), data.packPath) : PackFile.open(data.packPath);
 const resolver = new DeltaResolver(PackTables.fromBuffers(data.tables), new DeltaGraph(data.graph), pack, {
   hashName: data.hashName,
   limits: data.limits,

@@ -51,9 +51,24 @@ describe('index-pack against git', () => {
     assert.ok(result.index.equals(readFileSync(refPack.idx)));
   });
 
-  test('a tiny delta-base cache gives the same result (bases rebuilt from the pack)', async () => {
-    const result = await indexPackFile(ofsPack, { threads: 1, cacheLimit: 1 });
+  test('reading the pack from the file (not held in memory) gives the same result, with and without workers', async () => {
+    for (const pack of [ofsPack, refPack.pack]) {
+      const gitIdx = readFileSync(pack.replace(/\.pack$/, '.idx'));
+      for (const threads of [1, 2]) {
+        const result = await indexPackFile(pack, { threads, minDeltasForWorkers: 1, inMemoryLimit: 0 });
+        assert.ok(result.index.equals(gitIdx), `${pack} with ${threads} thread(s)`);
+      }
+    }
+    const streamed = join(tmp.path, 'streamed-file-mode.pack');
+    const result = await indexPackStream(chunked(readFileSync(ofsPack), 65536), streamed, { inMemoryLimit: 0 });
     assert.ok(result.index.equals(readFileSync(ofsPack.replace(/\.pack$/, '.idx'))));
+  });
+
+  test('a tiny delta-base cache gives the same result (bases rebuilt from the pack)', async () => {
+    for (const inMemoryLimit of [0, undefined]) {
+      const result = await indexPackFile(ofsPack, { threads: 1, cacheLimit: 1, inMemoryLimit });
+      assert.ok(result.index.equals(readFileSync(ofsPack.replace(/\.pack$/, '.idx'))));
+    }
   });
 
   for (const size of [1, 7, 4096, 1 << 20]) {
