@@ -45,6 +45,34 @@ export const ErrorCode = {
   DeltaCycle: 'ERR_DELTA_CYCLE',
   IndexCorrupt: 'ERR_INDEX_CORRUPT',
   IndexMismatch: 'ERR_INDEX_MISMATCH',
+
+  // protocol: messages
+  /** The peer sent something the protocol does not allow here. */
+  Protocol: 'ERR_PROTOCOL',
+  /** The peer lacks a capability the operation needs. */
+  UnsupportedCapability: 'ERR_UNSUPPORTED_CAPABILITY',
+
+  // transport
+  /** Could not reach the remote (DNS, refused, reset before any answer). */
+  TransportConnect: 'ERR_TRANSPORT_CONNECT',
+  /** The remote refused our credentials (HTTP 401/403, ssh publickey). */
+  TransportAuth: 'ERR_TRANSPORT_AUTH',
+  /** An SSH host key is unknown or does not match known_hosts. */
+  SshHostKey: 'ERR_SSH_HOST_KEY',
+  /** An HTTP status that is not success, not auth, not retried away. */
+  HttpStatus: 'ERR_HTTP_STATUS',
+  /** A connect, header or body timeout expired. */
+  TransportTimeout: 'ERR_TRANSPORT_TIMEOUT',
+  /** The connection dropped in the middle of a response. */
+  TransportInterrupted: 'ERR_TRANSPORT_INTERRUPTED',
+  /** A URL packferry cannot use. */
+  InvalidUrl: 'ERR_INVALID_URL',
+
+  // mirror
+  /** The target refused one or more ref updates. */
+  RefRejected: 'ERR_REF_REJECTED',
+  /** A ref name fails Git's check-ref-format rules. */
+  InvalidRefName: 'ERR_INVALID_REF_NAME',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
