@@ -1,4 +1,5 @@
 // The command table. Each command's module exports a Command.
+import { mirrorCommand } from './mirror-command.js';
 import { indexPackCommand, verifyPackCommand } from './pack-commands.js';
 
 export interface Command {
@@ -8,4 +9,4 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-export const commands: Command[] = [indexPackCommand, verifyPackCommand];
+export const commands: Command[] = [mirrorCommand, indexPackCommand, verifyPackCommand];

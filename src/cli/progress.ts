@@ -26,12 +26,12 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr, en
     if (event.total !== undefined && event.total > 0) {
       const pct = Math.floor((event.done * 100) / event.total);
       line += `${String(pct).padStart(3)}% (${event.done}/${event.total})`;
-    } else {
+    } else if (event.bytes === undefined) {
       line += `${event.done}`;
     }
     if (event.bytes !== undefined && event.bytes > 0) {
       const seconds = (Date.now() - started) / 1000;
-      line += `, ${humanBytes(event.bytes)}`;
+      line += `${event.total !== undefined || line.endsWith(': ') ? '' : ', '}${humanBytes(event.bytes)}`;
       if (seconds > 0.5) line += ` | ${humanBytes(event.bytes / seconds)}/s`;
     }
     if (event.finished) line += ', done.';

@@ -4,3 +4,7 @@
 export * from './pkt-line.js';
 export * from './pkt-line-reader.js';
 export * from './side-band.js';
+export * from './capabilities.js';
+export * from './advertisement.js';
+export * from './upload-pack.js';
+export * from './receive-pack.js';
