@@ -12,8 +12,9 @@ import { git } from '../test/support/git.js';
 import { formatSuite, hasGnuTime, toJson, type BenchContext, type BenchSuite, type SuiteResult } from './harness.js';
 import { indexPackSuite } from './index-pack.js';
 import { largePackSuite } from './large-pack.js';
+import { mirrorSuite } from './mirror.js';
 
-export const suites: BenchSuite[] = [indexPackSuite, largePackSuite];
+export const suites: BenchSuite[] = [indexPackSuite, largePackSuite, mirrorSuite];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json] [--runs N] [--objects N] [--only SUITE]
 

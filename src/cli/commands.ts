@@ -1,6 +1,5 @@
-// The command table. Each command's module exports a Command.
-import { mirrorCommand } from './mirror-command.js';
-import { indexPackCommand, verifyPackCommand } from './pack-commands.js';
+// The command table. Commands are loaded when run, so that `packferry
+// index-pack` does not pay for loading the HTTP client, and --help is quick.
 
 export interface Command {
   readonly name: string;
@@ -9,4 +8,26 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-export const commands: Command[] = [mirrorCommand, indexPackCommand, verifyPackCommand];
+export interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  load(): Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  {
+    name: 'mirror',
+    summary: 'Mirror a repository to one or more targets, streaming only the missing objects',
+    load: async () => (await import('./mirror-command.js')).mirrorCommand,
+  },
+  {
+    name: 'index-pack',
+    summary: 'Build the index for a pack (as git index-pack)',
+    load: async () => (await import('./pack-commands.js')).indexPackCommand,
+  },
+  {
+    name: 'verify-pack',
+    summary: 'Check packs against their indexes (as git verify-pack)',
+    load: async () => (await import('./pack-commands.js')).verifyPackCommand,
+  },
+];

@@ -1,7 +1,7 @@
 // The `packferry` command: parses arguments, wires the layers together, and
 // turns errors into messages and exit codes. The only place that sees every layer.
 import { PackferryError, ErrorCode } from '../core/errors.js';
-import { commands, type Command } from './commands.js';
+import { commands, type CommandEntry } from './commands.js';
 import { ExitCode, UsageError } from './common.js';
 
 const VERSION = '0.1.0';
@@ -25,18 +25,19 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     const topic = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
-    console.log(topic ? topic.help : globalHelp());
+    console.log(topic ? (await topic.load()).help : globalHelp());
     return name === undefined ? ExitCode.Usage : ExitCode.Ok;
   }
   if (name === '--version' || name === 'version') {
     console.log(`packferry ${VERSION}`);
     return ExitCode.Ok;
   }
-  const command: Command | undefined = commands.find((c) => c.name === name);
-  if (command === undefined) {
+  const entry: CommandEntry | undefined = commands.find((c) => c.name === name);
+  if (entry === undefined) {
     console.error(`packferry: '${name}' is not a packferry command. See 'packferry --help'.`);
     return ExitCode.Usage;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(command.help);
     return ExitCode.Ok;

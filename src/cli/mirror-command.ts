@@ -166,8 +166,8 @@ export const mirrorCommand: Command = {
           signal: controller.signal,
         };
         try {
-          const source = openTransport(job.source, transportOptions);
-          const targets = job.targets.map((t) => openTransport(t, transportOptions));
+          const source = await openTransport(job.source, transportOptions);
+          const targets = await Promise.all(job.targets.map((t) => openTransport(t, transportOptions)));
           return await mirror(source, targets, options);
         } catch (err) {
           if (!(err instanceof PackferryError)) throw err;
