@@ -193,7 +193,9 @@ export const mirrorCommand: Command = {
     const ok = results.every((r) => r.ok);
     if (json) {
       const out = results.map(mirrorJson);
-      console.log(JSON.stringify(jobs.length === 1 && values.batch === undefined ? out[0] : { ok, repositories: out }));
+      // This process's own peak memory (git processes it ran are not counted), for capacity planning.
+      const resources = { maxRssKiB: process.resourceUsage().maxRSS };
+      console.log(JSON.stringify(jobs.length === 1 && values.batch === undefined ? { ...(out[0] as object), resources } : { ok, repositories: out, resources }));
     } else {
       const text = results.map((r) => formatMirror(r, { dryRun, verbose: values.verbose === true })).join('\n');
       if (text) console.log(text);
