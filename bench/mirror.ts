@@ -50,6 +50,12 @@ export const mirrorSuite: BenchSuite = {
       const src = join(work, 'src.git');
       ctx.log(`mirror: copying ${repo.dir} as the source`);
       cpSync(repo.dir, src, { recursive: true });
+      // Both sides mirror the same refs: branches and tags (a fetched real repository may carry refs/pull/*
+      // and the like, which `push --mirror` would also try to push).
+      const others = git(['for-each-ref', '--format=delete %(refname)'], { cwd: src })
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('delete refs/heads/') && !l.startsWith('delete refs/tags/'));
+      if (others.length > 0) git(['update-ref', '--stdin'], { cwd: src, input: `${others.join('\n')}\n` });
 
       // Full mirror into empty repositories.
       const gitTmp = join(work, 'git-tmp.git');
