@@ -23,13 +23,14 @@ function sameRefs(a: string, b: string): string {
   return refsOf(a) === refsOf(b) ? 'yes' : 'NO';
 }
 
-/** Appends `count` commits to main in a bare repository with fast-import (a small change each). */
+/** Appends `count` commits to the default branch of a bare repository with fast-import (a small change each). */
 function addCommits(repo: string, count: number): void {
-  const head = git(['rev-parse', 'refs/heads/main'], { cwd: repo });
+  const branch = git(['symbolic-ref', 'HEAD'], { cwd: repo });
+  const head = git(['rev-parse', branch], { cwd: repo });
   let stream = '';
   for (let i = 0; i < count; i++) {
     const content = `incremental change ${i}\n`.repeat(20);
-    stream += `commit refs/heads/main\ncommitter Bench <bench@example.com> ${1800000000 + i} +0000\ndata 12\nbench ${String(i).padStart(5, '0')}\n`;
+    stream += `commit ${branch}\ncommitter Bench <bench@example.com> ${1800000000 + i} +0000\ndata 12\nbench ${String(i).padStart(5, '0')}\n`;
     if (i === 0) stream += `from ${head}\n`;
     stream += `M 100644 inline bench/incremental-${i % 7}.txt\ndata ${Buffer.byteLength(content)}\n${content}\n`;
   }
