@@ -138,8 +138,7 @@ async function syncTarget(
       }
       updates = updates.filter((u) => u.kind !== 'delete');
     }
-    if (updates.length === 0 || options.dryRun) {
-      result.updates.push(...updates.map((u) => ({ ...u, status: options.dryRun ? ('planned' as const) : ('ok' as const) })));
+    if (updates.length === 0) {
       await receive.close();
       result.ok = result.updates.every((u) => u.status !== 'rejected');
       return result;
@@ -156,11 +155,12 @@ async function syncTarget(
     };
 
     // Which updates are fast-forwards: in safe mode this must be known before the
-    // commands are sent, so the commits are fetched first (without trees and blobs
-    // when the source can filter); otherwise it is read off the pack as it passes.
+    // commands are sent, and a dry run reports it (with what safe mode would keep),
+    // so the commits are fetched first (without trees and blobs when the source can
+    // filter); otherwise it is read off the pack as it passes.
     const changed = updates.filter((u) => u.kind === 'update');
     let collector: CommitCollector | undefined;
-    if (options.safe && changed.length > 0) {
+    if ((options.safe || options.dryRun) && changed.length > 0) {
       collector = await collectCommits(upload, changed, options.signal);
       setFastForward(changed, collector);
       collector.close();
@@ -182,6 +182,13 @@ async function syncTarget(
         attic.push({ name: ref, kind: 'create', oldOid: existing.get(ref) ?? ZERO_ID, newOid: u.oldOid });
         commands.push({ oldOid: existing.get(ref) ?? ZERO_ID, newOid: u.oldOid, name: ref });
       }
+    }
+
+    if (options.dryRun) {
+      result.updates.push(...updates.map((u) => ({ ...u, status: 'planned' as const })));
+      result.attic = attic.map((a) => ({ ...a, status: 'planned' as const }));
+      result.ok = result.updates.every((u) => u.status !== 'rejected');
+      return result;
     }
 
     let pack: AsyncIterable<Uint8Array> | undefined;

@@ -44,7 +44,7 @@ export function checkKey(key: string): string {
     throw new PackferryError(ErrorCode.InvalidUrl, `bad store key ${JSON.stringify(key)}`);
   }
   for (const part of key.split('/')) {
-    if (part === '' || part === '.' || part === '..') throw new Error(`bad store key ${JSON.stringify(key)}`);
+    if (part === '' || part === '.' || part === '..') throw new PackferryError(ErrorCode.InvalidUrl, `bad store key ${JSON.stringify(key)}`);
   }
   return key;
 }

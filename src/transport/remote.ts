@@ -60,35 +60,81 @@ function splitHead(refs: AdvertisedRef[]): RemoteRefs {
   return { refs: refs.filter((r) => r.name !== 'HEAD'), head: head?.symrefTarget, headOid: head?.oid };
 }
 
-/** A session with git-upload-pack. */
+/** A service session and what its advertisement said. */
+interface UploadPackSession {
+  session: ServiceSession;
+  version: 0 | 1 | 2;
+  capabilities: Capabilities;
+  refs: AdvertisedRef[] | undefined;
+}
+
+async function openUploadPack(transport: Transport, protocolVersion: 0 | 1 | 2, signal?: AbortSignal): Promise<UploadPackSession> {
+  const session = await transport.open('git-upload-pack', { protocolVersion, signal });
+  try {
+    const ad = await readAdvertisement(session.advertisement);
+    if (ad.version === 2) {
+      if (!ad.capabilities.has('ls-refs') || !ad.capabilities.has('fetch')) {
+        throw new PackferryError(ErrorCode.UnsupportedCapability, 'the server speaks protocol v2 without ls-refs and fetch');
+      }
+      return { session, version: 2, capabilities: ad.capabilities, refs: undefined };
+    }
+    return { session, version: ad.version, capabilities: ad.capabilities, refs: ad.refs };
+  } catch (err) {
+    await session.close().catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * A session with git-upload-pack. Over a stateful connection (file, ssh) a
+ * session carries only so many fetches: in v0/v1, upload-pack sends one pack
+ * and exits (gitprotocol-pack, "Packfile Data"); in v2, the next command can
+ * only follow a response read to its end. When the session cannot carry the
+ * next fetch, a new connection is opened for it.
+ */
 export class UploadPackClient {
+  /** The current session cannot carry another fetch. */
+  private spent = false;
+
   private constructor(
-    private readonly session: ServiceSession,
-    readonly version: 0 | 1 | 2,
-    readonly capabilities: Capabilities,
+    private readonly transport: Transport,
+    private readonly protocolVersion: 0 | 1 | 2,
+    private current: UploadPackSession,
+    /** The refs of the first v0/v1 advertisement (what listRefs reports). */
     private readonly v0Refs: AdvertisedRef[] | undefined,
   ) {}
 
   static async connect(transport: Transport, options: { protocolVersion?: 0 | 1 | 2; signal?: AbortSignal } = {}): Promise<UploadPackClient> {
-    const session = await transport.open('git-upload-pack', { protocolVersion: options.protocolVersion ?? 2, signal: options.signal });
-    try {
-      const ad = await readAdvertisement(session.advertisement);
-      if (ad.version === 2) {
-        if (!ad.capabilities.has('ls-refs') || !ad.capabilities.has('fetch')) {
-          throw new PackferryError(ErrorCode.UnsupportedCapability, 'the server speaks protocol v2 without ls-refs and fetch');
-        }
-        return new UploadPackClient(session, 2, ad.capabilities, undefined);
-      }
-      return new UploadPackClient(session, ad.version, ad.capabilities, ad.refs);
-    } catch (err) {
-      await session.close().catch(() => {});
-      throw err;
-    }
+    const protocolVersion = options.protocolVersion ?? 2;
+    const opened = await openUploadPack(transport, protocolVersion, options.signal);
+    return new UploadPackClient(transport, protocolVersion, opened, opened.refs);
+  }
+
+  get version(): 0 | 1 | 2 {
+    return this.current.version;
+  }
+
+  get capabilities(): Capabilities {
+    return this.current.capabilities;
+  }
+
+  private get session(): ServiceSession {
+    return this.current.session;
+  }
+
+  /** A session that can take a fetch: the current one, or a new connection when it is spent. */
+  private async ready(signal?: AbortSignal): Promise<void> {
+    if (!this.spent) return;
+    const old = this.current.session;
+    await old.close().catch(() => {});
+    this.current = await openUploadPack(this.transport, this.protocolVersion, signal);
+    this.spent = false;
   }
 
   /** The server's refs (v2: one ls-refs request; v0: the advertisement already read). */
   async listRefs(prefixes?: string[]): Promise<RemoteRefs> {
     if (this.v0Refs) return splitHead(this.v0Refs);
+    await this.ready();
     const reader = await this.session.request(lsRefsRequest(this.capabilities, { prefixes: prefixes && ['HEAD', ...prefixes], unborn: true }), {
       idempotent: true,
     });
@@ -106,6 +152,9 @@ export class UploadPackClient {
   /** Negotiates and returns the pack stream (the wants must be non-empty). */
   async fetch(options: FetchOptions): Promise<FetchedPack> {
     if (options.wants.length === 0) throw new PackferryError(ErrorCode.Internal, 'internal error: fetch without wants');
+    await this.ready(options.signal);
+    // Until its pack has been read to the end, a stateful session is spent; v0/v1 ones for good.
+    this.spent = !this.session.stateless;
     return this.version === 2 ? this.fetchV2(options) : this.fetchV0(options);
   }
 
@@ -151,6 +200,8 @@ export class UploadPackClient {
     if (!caps.includes('side-band-64k') && this.capabilities.has('side-band')) caps.push('side-band');
     const reader = await this.session.request(fetchRequestV0({ wants: options.wants, haves: options.haves, done: true, filter }, caps), {
       idempotent: true,
+      // upload-pack v0/v1 serves one fetch per connection: nothing more will be said.
+      end: !this.session.stateless,
       signal: options.signal,
     });
     const common = await readFetchResponseV0(reader);
@@ -162,6 +213,8 @@ export class UploadPackClient {
   private async *packStream(reader: PktLineReader, options: FetchOptions): AsyncGenerator<Uint8Array> {
     const end = yield* demuxSideBand(reader, { onProgress: options.onProgress, signal: options.signal });
     if (end.type !== 'flush') throw new PackferryError(ErrorCode.Protocol, `protocol error: pack data ended with a ${end.type} packet`);
+    // Read to its end: a v2 session can take the next command.
+    if (this.version === 2) this.spent = false;
   }
 
   async close(): Promise<void> {
