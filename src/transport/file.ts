@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { DEFAULT_CLOSE_DRAIN, DEFAULT_KILL_GRACE_MS, DEFAULT_MAX_STDERR, ProcessSession, type ProcessExit } from './process.js';
+import { readLocalRefs, type LocalRefs } from './local-refs.js';
 import type { GitServiceName, OpenServiceOptions, ServiceSession, Transport } from './types.js';
 
 export interface FileTransportOptions {
@@ -38,6 +39,10 @@ export class FileTransport implements Transport {
     private readonly options: FileTransportOptions = {},
   ) {
     this.displayUrl = path;
+  }
+
+  peekRefs(): Promise<LocalRefs | undefined> {
+    return readLocalRefs(this.path);
   }
 
   async open(service: GitServiceName, options: OpenServiceOptions): Promise<ServiceSession> {

@@ -9,6 +9,7 @@
 //   `request` returns the same PktLineReader, continuing where it stopped;
 // - stateless (HTTP): the advertisement comes from GET info/refs, and each
 //   request is a separate POST whose response is a new stream.
+import type { AdvertisedRef } from '../protocol/advertisement.js';
 import type { PktLineReader } from '../protocol/pkt-line-reader.js';
 
 export type GitServiceName = 'git-upload-pack' | 'git-receive-pack';
@@ -60,4 +61,10 @@ export interface Transport {
   /** Scheme-free description for messages, with any credentials removed. */
   readonly displayUrl: string;
   open(service: GitServiceName, options: OpenServiceOptions): Promise<ServiceSession>;
+  /**
+   * The refs, read without starting a service, where the transport can do so
+   * cheaply and exactly (local repositories); undefined otherwise. A caller
+   * still talks to the real service before changing anything.
+   */
+  peekRefs?(): Promise<{ refs: AdvertisedRef[]; head?: string } | undefined>;
 }
