@@ -68,6 +68,12 @@ export const ErrorCode = {
   /** A URL packferry cannot use. */
   InvalidUrl: 'ERR_INVALID_URL',
 
+  // store
+  /** Another writer holds the repository's lock. */
+  StoreLocked: 'ERR_STORE_LOCKED',
+  /** A new ref's objects are not all in the store (a connectivity check failed). */
+  MissingObjects: 'ERR_MISSING_OBJECTS',
+
   // mirror
   /** The target refused one or more ref updates. */
   RefRejected: 'ERR_REF_REJECTED',

@@ -84,23 +84,24 @@ export class PackReader {
 
   /** Opens `pack-*.pack` with its `.idx` (by default the same name) and checks they belong together. */
   static open(packPath: string, idxPath = packPath.replace(/\.pack$/, '.idx'), options: PackReaderOptions = {}): PackReader {
+    const index = PackIndex.parse(readFileSync(idxPath), options.hashAlgorithm ?? SHA1);
+    return PackReader.fromIndex(PackFile.open(packPath), index, options);
+  }
+
+  /** A reader over an open pack and its already parsed index (checked to belong together; the pack is closed on failure). */
+  static fromIndex(pack: PackFile, index: PackIndex, options: PackReaderOptions = {}): PackReader {
     const algo = options.hashAlgorithm ?? SHA1;
-    const index = PackIndex.parse(readFileSync(idxPath), algo);
-    const pack = PackFile.open(packPath);
     try {
       if (pack.length < PACK_HEADER_SIZE + algo.rawLength) {
-        throw new PackferryError(ErrorCode.PackTruncated, `${packPath} is too short to be a pack`);
+        throw new PackferryError(ErrorCode.PackTruncated, `${pack.path} is too short to be a pack`);
       }
       const header = parsePackHeader(pack.read(0, PACK_HEADER_SIZE));
       if (header.objectCount !== index.count) {
-        throw new PackferryError(
-          ErrorCode.IndexMismatch,
-          `${idxPath} lists ${index.count} objects but the pack holds ${header.objectCount}`,
-        );
+        throw new PackferryError(ErrorCode.IndexMismatch, `the index of ${pack.path} lists ${index.count} objects but the pack holds ${header.objectCount}`);
       }
       const trailer = pack.read(pack.length - algo.rawLength, algo.rawLength);
       if (!trailer.equals(index.packChecksum)) {
-        throw new PackferryError(ErrorCode.IndexMismatch, `${idxPath} does not belong to ${packPath} (pack checksum differs)`);
+        throw new PackferryError(ErrorCode.IndexMismatch, `the index does not belong to ${pack.path} (pack checksum differs)`);
       }
     } catch (err) {
       pack.close();

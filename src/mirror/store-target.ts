@@ -1,0 +1,127 @@
+// A packferry store as a mirror target: it answers like a receive-pack —
+// its refs, the capabilities it supports, a push of commands and a pack —
+// but stores the pack as a new layer instead. The writer lock is taken when
+// the session opens, so the refs the plan is made from cannot change under
+// it; the layer is indexed and checked for connectivity before the manifest
+// (and with it every ref) moves.
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { parseTag } from '../core/object.js';
+import type { ObjectId } from '../core/oid.js';
+import { PackObjectType } from '../pack/format.js';
+import { PackFile } from '../pack/packfile.js';
+import { PackReader } from '../pack/reader.js';
+import type { AdvertisedRef } from '../protocol/advertisement.js';
+import type { RefUpdateCommand, ReportStatus } from '../protocol/receive-pack.js';
+import { checkConnectivity } from '../store/connectivity.js';
+import type { WriterLock } from '../store/lock.js';
+import type { LayeredObjects } from '../store/objects.js';
+import { receivePack, type StagedLayer } from '../store/receive.js';
+import type { StoreRepository } from '../store/repository.js';
+import type { PushOptions } from '../transport/remote.js';
+import { ZERO_ID } from './plan.js';
+
+/** What the sync engine needs from a target: receive-pack's side of a push. */
+export interface TargetSession {
+  readonly refs: AdvertisedRef[];
+  has(capability: string): boolean;
+  push(options: PushOptions): Promise<ReportStatus>;
+  close(): Promise<void>;
+}
+
+/** The capabilities a store target offers (it wants self-contained packs: no-thin). */
+const STORE_CAPABILITIES = new Set(['delete-refs', 'ofs-delta', 'atomic', 'no-thin', 'report-status']);
+
+export class StoreTargetSession implements TargetSession {
+  readonly refs: AdvertisedRef[];
+  private closed = false;
+
+  private constructor(
+    private readonly repo: StoreRepository,
+    private readonly lock: WriterLock,
+  ) {
+    this.refs = repo.refs.map((r) => ({ name: r.name, oid: r.oid, peeled: r.peeled }));
+  }
+
+  static async open(repo: StoreRepository, options: { owner?: string; signal?: AbortSignal } = {}): Promise<StoreTargetSession> {
+    const lock = await repo.lock({ owner: options.owner ?? 'packferry mirror', signal: options.signal });
+    try {
+      await repo.refresh(options.signal);
+      return new StoreTargetSession(repo, lock);
+    } catch (err) {
+      await lock.release().catch(() => {});
+      throw err;
+    }
+  }
+
+  has(capability: string): boolean {
+    return STORE_CAPABILITIES.has(capability);
+  }
+
+  async push(options: PushOptions): Promise<ReportStatus> {
+    const repo = this.repo;
+    const current = new Map(repo.refs.map((r) => [r.name, r]));
+    // Compare-and-swap against the refs read under the lock.
+    for (const c of options.commands) {
+      const now = current.get(c.name)?.oid ?? ZERO_ID;
+      if (now !== c.oldOid) {
+        return { unpack: 'ok', refs: options.commands.map((x) => ({ name: x.name, ok: false, reason: x === c ? 'stale old value' : 'atomic push failed' })) };
+      }
+    }
+    let staged: StagedLayer | undefined;
+    const existing = repo.manifest.layers.length > 0 ? await repo.objects(options.signal) : undefined;
+    if (options.pack && options.commands.some((c) => c.newOid !== ZERO_ID)) {
+      staged = await receivePack(repo, options.pack, { signal: options.signal });
+      if (staged.entry.objects === 0) {
+        await staged.remove();
+        staged = undefined;
+      }
+    }
+    let reader: PackReader | undefined;
+    try {
+      if (staged) {
+        reader = PackReader.fromIndex(PackFile.open(staged.localPack), staged.layer.index);
+        const tips = [...new Set(options.commands.filter((c) => c.newOid !== ZERO_ID).map((c) => c.newOid))];
+        await checkConnectivity(tips, staged.layer, reader, existing, options.signal);
+      } else {
+        for (const c of options.commands) {
+          if (c.newOid !== ZERO_ID && !existing?.has(c.newOid)) {
+            throw new PackferryError(ErrorCode.MissingObjects, `object ${c.newOid} for ${c.name} is not in the store`, { hint: 'the pack is incomplete: nothing was changed' });
+          }
+        }
+      }
+      const next = new Map(current);
+      for (const c of options.commands) {
+        if (c.newOid === ZERO_ID) next.delete(c.name);
+        else next.set(c.name, { name: c.name, oid: c.newOid, peeled: await peel(c.newOid, reader, staged, existing) });
+      }
+      await repo.commit({ layer: staged?.entry, refs: [...next.values()] }, options.signal);
+    } catch (err) {
+      await staged?.remove().catch(() => {});
+      throw err;
+    } finally {
+      reader?.close();
+      await staged?.discard().catch(() => {});
+    }
+    return { unpack: 'ok', refs: options.commands.map((c: RefUpdateCommand) => ({ name: c.name, ok: true })) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.lock.release().catch(() => {});
+    await this.repo.close();
+  }
+}
+
+/** For a tag, the object its chain of tags ends at (for packed-refs' and info/refs' peeled lines). */
+async function peel(oid: ObjectId, reader: PackReader | undefined, staged: StagedLayer | undefined, existing: LayeredObjects | undefined): Promise<ObjectId | undefined> {
+  let cur = oid;
+  for (let depth = 0; depth < 64; depth++) {
+    let obj: { type: number; data: Buffer } | undefined;
+    if (reader && staged && staged.layer.index.find(cur) >= 0) obj = reader.read(cur);
+    else obj = await existing?.tryRead(cur);
+    if (!obj || obj.type !== PackObjectType.Tag) return depth === 0 ? undefined : cur;
+    cur = parseTag(obj.data).object;
+  }
+  return cur;
+}

@@ -1,0 +1,80 @@
+// The connectivity check before refs move (Git's check_connected after a
+// fetch or push: rev-list --objects <new tips> --not --all): every object
+// reachable from the new tips is either already in the store or in the new
+// layer. Objects already stored are complete by the store's invariant, so the
+// walk goes only through the new layer's objects: commits, trees and tags are
+// read and their links checked; blobs need only exist.
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { iterateTree, parseCommitLinks, parseTag, FileMode } from '../core/object.js';
+import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
+import { PackObjectType } from '../pack/format.js';
+import type { PackReader } from '../pack/reader.js';
+import type { Layer, LayeredObjects } from './objects.js';
+
+export interface ConnectivityResult {
+  /** New-layer objects reached from the tips (the rest of the layer is unreferenced). */
+  reached: number;
+}
+
+/**
+ * Walks from `tips` through `layer` (read with `reader`), stopping at objects
+ * `existing` already has. Throws ERR_MISSING_OBJECTS naming the first object
+ * found in neither.
+ */
+export async function checkConnectivity(tips: ObjectId[], layer: Layer, reader: PackReader, existing: LayeredObjects | undefined, signal?: AbortSignal): Promise<ConnectivityResult> {
+  const index = layer.index;
+  const visited = new Uint8Array(index.count);
+  const queue: number[] = [];
+  let reached = 0;
+  const missing = (oid: string, from?: string): PackferryError =>
+    new PackferryError(ErrorCode.MissingObjects, `object ${oid}${from ? ` (referenced by ${from})` : ''} is neither in the pack nor in the store`, {
+      details: { oid, from },
+      hint: 'the pack is incomplete: nothing was changed',
+    });
+  /** Marks a referenced object; returns false if it is nowhere. Blobs and gitlinks are not followed. */
+  const reach = (raw: Uint8Array, at: number, follow: boolean): boolean => {
+    const k = index.findRaw(raw, at);
+    if (k >= 0) {
+      if (!visited[k]) {
+        visited[k] = 1;
+        reached++;
+        if (follow) queue.push(k);
+      }
+      return true;
+    }
+    return existing?.hasRaw(raw, at) ?? false;
+  };
+  for (const tip of tips) {
+    if (!reach(oidFromHex(tip), 0, true)) throw missing(tip);
+  }
+  while (queue.length > 0) {
+    if (signal?.aborted) throw new PackferryError(ErrorCode.Aborted, 'operation aborted');
+    const k = queue.pop()!;
+    const oid = oidToHex(index.oidAt(k));
+    const obj = reader.readAt(index.offsetAt(k));
+    switch (obj.type) {
+      case PackObjectType.Commit: {
+        const links = parseCommitLinks(obj.data);
+        if (links.tree === undefined || !reach(oidFromHex(links.tree), 0, true)) throw missing(links.tree ?? '(none)', oid);
+        for (const p of links.parents) if (!reach(oidFromHex(p), 0, true)) throw missing(p, oid);
+        break;
+      }
+      case PackObjectType.Tree: {
+        for (const entry of iterateTree(obj.data)) {
+          if (entry.mode === FileMode.gitlink) continue; // a submodule's commit lives in another repository
+          const follow = entry.mode === FileMode.tree;
+          if (!reach(entry.oid, 0, follow)) throw missing(oidToHex(entry.oid), oid);
+        }
+        break;
+      }
+      case PackObjectType.Tag: {
+        const tag = parseTag(obj.data);
+        if (!reach(oidFromHex(tag.object), 0, true)) throw missing(tag.object, oid);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return { reached };
+}

@@ -1,0 +1,85 @@
+// One writer per repository. Object stores do not all offer compare-and-swap
+// (S3 only recently, and not every S3-compatible server), so the lock is
+// built from what every backend guarantees — atomic puts of unique keys and
+// read-after-write listing: a writer puts its own lock file under
+// packferry/locks/, then lists them; it holds the lock only if its file is
+// the only live one. Two writers that race both see two files and both back
+// off (then retry after a random pause); a writer that saw only itself is
+// certain any later one sees its file. The holder refreshes its file; one
+// not refreshed for `staleMs` (a crashed writer) is ignored and removed.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import type { BlobStore } from './backend.js';
+import { KEYS } from './layout.js';
+
+export interface WriterLock {
+  readonly key: string;
+  release(): Promise<void>;
+}
+
+export interface LockOptions {
+  /** Who is writing, for the message another writer gets. */
+  owner?: string;
+  /** A lock file not refreshed for this long belongs to a dead writer (default 10 minutes). */
+  staleMs?: number;
+  /** Tries when racing another writer (default 4). */
+  attempts?: number;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_STALE_MS = 10 * 60 * 1000;
+
+export async function acquireWriterLock(store: BlobStore, options: LockOptions = {}): Promise<WriterLock> {
+  const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
+  const attempts = options.attempts ?? 4;
+  const body = Buffer.from(
+    JSON.stringify({ owner: options.owner ?? 'packferry', host: hostname(), pid: process.pid, created: new Date().toISOString() }),
+  );
+  let holder: { key: string; owner: string; since: Date } | undefined;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const key = `${KEYS.locks}${Date.now().toString().padStart(15, '0')}-${randomBytes(6).toString('hex')}.json`;
+    await store.put(key, body, { contentType: 'application/json', signal: options.signal });
+    const now = Date.now();
+    const live = [];
+    for (const info of await store.list(KEYS.locks, options.signal)) {
+      if (info.key === key) continue;
+      if (now - info.lastModified.getTime() > staleMs) {
+        await store.delete(info.key).catch(() => {});
+        continue;
+      }
+      live.push(info);
+    }
+    if (live.length === 0) return startRefreshing(store, key, body, staleMs);
+    await store.delete(key);
+    const other = live[0];
+    const text = await store.get(other.key).catch(() => undefined);
+    let owner = 'another writer';
+    try {
+      if (text) owner = (JSON.parse(text.toString()) as { owner?: string; host?: string; pid?: number }).owner ?? owner;
+    } catch {
+      // an unreadable lock file still counts
+    }
+    holder = { key: other.key, owner, since: other.lastModified };
+    // Two writers that raced both back off; a random pause lets one of them win the next round.
+    await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400 * (attempt + 1)));
+  }
+  throw new PackferryError(ErrorCode.StoreLocked, `${store.description}: another writer (${holder?.owner}) is updating this repository`, {
+    details: { lock: holder?.key, since: holder?.since.toISOString() },
+    hint: `wait for it to finish; a lock left by a crashed writer expires ${Math.round(staleMs / 60000)} minutes after its last refresh`,
+  });
+}
+
+function startRefreshing(store: BlobStore, key: string, body: Buffer, staleMs: number): WriterLock {
+  const timer = setInterval(() => {
+    void store.put(key, body).catch(() => {});
+  }, Math.max(1000, staleMs / 3));
+  timer.unref();
+  return {
+    key,
+    async release() {
+      clearInterval(timer);
+      await store.delete(key);
+    },
+  };
+}

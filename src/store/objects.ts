@@ -1,0 +1,156 @@
+// Reading objects across a store's layers: an in-memory multi-layer index
+// (each layer's pack index v2: fan-out table, then binary search), searched
+// newest layer first, and pack readers opened on demand. Layers are
+// self-contained packs, so deltas never cross layers.
+//
+// Where the pack bytes come from: a directory store's packs are read in
+// place; an object store's packs are downloaded once into a local cache of
+// layers (content-named, so a cached copy is never stale) and read from there.
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { oidFromHex, type ObjectId } from '../core/oid.js';
+import { PackIndex } from '../pack/idx.js';
+import { PackFile } from '../pack/packfile.js';
+import { PackReader, type PackedObject } from '../pack/reader.js';
+import type { BlobStore } from './backend.js';
+import { FsBlobStore } from './fs-backend.js';
+import { idxKey, packKey } from './layout.js';
+
+export interface Layer {
+  name: string;
+  index: PackIndex;
+}
+
+/** Where a layer's pack file is on local disk. */
+export interface LayerFiles {
+  packPath(name: string, signal?: AbortSignal): Promise<string>;
+}
+
+/** Directory stores: the packs are already local. */
+export class LocalLayerFiles implements LayerFiles {
+  constructor(private readonly store: FsBlobStore) {}
+  async packPath(name: string): Promise<string> {
+    return join(this.store.root, 'objects', 'pack', `${name}.pack`);
+  }
+}
+
+/** Object stores: packs are downloaded into `cacheDir` on first use. */
+export class CachedLayerFiles implements LayerFiles {
+  private readonly pending = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly cacheDir: string,
+  ) {}
+
+  packPath(name: string, signal?: AbortSignal): Promise<string> {
+    let p = this.pending.get(name);
+    if (!p) {
+      p = this.download(name, signal);
+      this.pending.set(name, p);
+      p.catch(() => this.pending.delete(name));
+    }
+    return p;
+  }
+
+  private async download(name: string, signal?: AbortSignal): Promise<string> {
+    const path = join(this.cacheDir, `${name}.pack`);
+    if (await stat(path).then((s) => s.isFile(), () => false)) return path;
+    await mkdir(this.cacheDir, { recursive: true });
+    const body = await this.store.getStream(packKey(name), signal);
+    if (!body) throw new PackferryError(ErrorCode.NotFound, `${this.store.description}: layer ${name} is missing`, { hint: 'run `packferry store verify`' });
+    const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      await pipeline(Readable.from(body), createWriteStream(tmp));
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    return path;
+  }
+}
+
+export function layerFilesFor(store: BlobStore, cacheDir: string): LayerFiles {
+  return store instanceof FsBlobStore ? new LocalLayerFiles(store) : new CachedLayerFiles(store, cacheDir);
+}
+
+/** Loads the index of each named layer (newest first). */
+export async function loadLayers(store: BlobStore, names: string[], signal?: AbortSignal): Promise<Layer[]> {
+  return Promise.all(
+    names.map(async (name) => {
+      const bytes = await store.get(idxKey(name), signal);
+      if (!bytes) throw new PackferryError(ErrorCode.NotFound, `${store.description}: index of layer ${name} is missing`, { hint: 'run `packferry store verify`' });
+      return { name, index: PackIndex.parse(bytes) };
+    }),
+  );
+}
+
+/** The objects of a set of layers. */
+export class LayeredObjects {
+  private readonly readers = new Map<string, Promise<PackReader>>();
+
+  constructor(
+    readonly layers: Layer[],
+    private readonly files: LayerFiles,
+  ) {}
+
+  /** Which layer holds a raw id, and where: newest layer first. */
+  locateRaw(oid: Uint8Array, at = 0): { layer: Layer; position: number } | undefined {
+    for (const layer of this.layers) {
+      const k = layer.index.findRaw(oid, at);
+      if (k >= 0) return { layer, position: k };
+    }
+    return undefined;
+  }
+
+  hasRaw(oid: Uint8Array, at = 0): boolean {
+    return this.locateRaw(oid, at) !== undefined;
+  }
+
+  has(oid: ObjectId): boolean {
+    return this.hasRaw(oidFromHex(oid));
+  }
+
+  async tryRead(oid: ObjectId): Promise<PackedObject | undefined> {
+    const hit = this.locateRaw(oidFromHex(oid));
+    if (!hit) return undefined;
+    const reader = await this.reader(hit.layer);
+    return reader.readAt(hit.layer.index.offsetAt(hit.position));
+  }
+
+  async read(oid: ObjectId): Promise<PackedObject> {
+    const obj = await this.tryRead(oid);
+    if (!obj) throw new PackferryError(ErrorCode.NotFound, `object ${oid} is not in the store`, { details: { oid } });
+    return obj;
+  }
+
+  /** A pack reader for one layer (opened once). */
+  reader(layer: Layer): Promise<PackReader> {
+    let r = this.readers.get(layer.name);
+    if (!r) {
+      r = this.files.packPath(layer.name).then((path) => PackReader.fromIndex(PackFile.open(path), layer.index));
+      this.readers.set(layer.name, r);
+    }
+    return r;
+  }
+
+  /** The pack file path of a layer (for streaming it whole). */
+  packPath(name: string): Promise<string> {
+    return this.files.packPath(name);
+  }
+
+  get objectCount(): number {
+    return this.layers.reduce((n, l) => n + l.index.count, 0);
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.readers.values()) (await r.catch(() => undefined))?.close();
+    this.readers.clear();
+  }
+}

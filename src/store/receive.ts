@@ -1,0 +1,100 @@
+// Receiving a pack into a store as a new layer. The pack is indexed as it
+// arrives (packferry's own index-pack, thin packs completed from the store's
+// objects), checked for connectivity by the caller, and stored under its
+// content name: objects/pack/pack-<checksum>.{pack,idx}.
+//
+// Temporary disk: indexing needs random access to the pack (delta bases are
+// re-read from it), so the incoming pack is spilled to a local file while it
+// arrives — for a directory store inside the store itself (then it is simply
+// renamed into place), for an object store in the spill directory, removed
+// once uploaded. The spill never exceeds the incoming pack's size.
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import type { ProgressSink } from '../core/progress.js';
+import { indexPackStream, type BaseResolver, type IndexedPack } from '../pack/indexer.js';
+import { PackIndex } from '../pack/idx.js';
+import { FsBlobStore } from './fs-backend.js';
+import { idxKey, packKey } from './layout.js';
+import type { LayerEntry } from './manifest.js';
+import type { StoreRepository } from './repository.js';
+import type { Layer } from './objects.js';
+
+export interface StagedLayer {
+  entry: LayerEntry;
+  layer: Layer;
+  indexed: IndexedPack;
+  /** Where the pack is on local disk until `discard` (for the connectivity check). */
+  localPack: string;
+  /** Removes the local spill (object stores). */
+  discard(): Promise<void>;
+  /** Removes the stored layer again (when the push it came with is refused). */
+  remove(): Promise<void>;
+}
+
+export interface ReceiveOptions {
+  /** Complete a thin pack from the store's objects. */
+  fixThin?: boolean;
+  /** Where object stores spill incoming packs (default the OS temporary directory). */
+  spillDir?: string;
+  threads?: number;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uint8Array>, options: ReceiveOptions = {}): Promise<StagedLayer> {
+  const blobs = repo.blobs;
+  const local = blobs instanceof FsBlobStore;
+  const dir = local ? join(blobs.root, 'objects', 'pack') : (options.spillDir ?? join(tmpdir(), 'packferry-spill'));
+  await mkdir(dir, { recursive: true });
+  const spill = join(dir, `.incoming-${randomBytes(8).toString('hex')}.pack`);
+  let fixThin: BaseResolver | undefined;
+  if (options.fixThin) {
+    const objects = await repo.objects(options.signal);
+    fixThin = async (oid) => objects.tryRead(oid);
+  }
+  const indexed = await indexPackStream(pack, spill, { fixThin, threads: options.threads, progress: options.progress, signal: options.signal });
+  const name = `pack-${indexed.checksum.toString('hex')}`;
+  const index = PackIndex.parse(indexed.index);
+  let localPack = spill;
+  try {
+    if (local) {
+      // In place: the index first, then the pack under its final name.
+      await blobs.put(idxKey(name), indexed.index, { signal: options.signal });
+      localPack = join(dir, `${name}.pack`);
+      await rename(spill, localPack);
+    } else {
+      const size = (await stat(spill)).size;
+      await blobs.put(packKey(name), createReadStream(spill, { highWaterMark: 1 << 20 }), { size, contentType: 'application/x-git-packed-objects', signal: options.signal });
+      await blobs.put(idxKey(name), indexed.index, { contentType: 'application/x-git-packed-objects-toc', signal: options.signal });
+    }
+  } catch (err) {
+    await rm(spill, { force: true });
+    throw err;
+  }
+  const packBytes = (await stat(localPack)).size;
+  const entry: LayerEntry = {
+    name,
+    objects: indexed.objectCount,
+    packBytes,
+    idxBytes: indexed.index.length,
+    generation: repo.manifest.generation + 1,
+    created: new Date().toISOString(),
+  };
+  return {
+    entry,
+    layer: { name, index },
+    indexed,
+    localPack,
+    discard: async () => {
+      if (!local) await rm(spill, { force: true });
+    },
+    remove: async () => {
+      if (!local) await rm(spill, { force: true });
+      await blobs.delete(packKey(name));
+      await blobs.delete(idxKey(name));
+    },
+  };
+}
