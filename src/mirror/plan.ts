@@ -73,6 +73,27 @@ export function planSync(source: AdvertisedRef[], target: AdvertisedRef[], optio
   return { updates, upToDate, invalidNames };
 }
 
+/** The names that hold `name` as a directory: refs, refs/heads for refs/heads/x. */
+function parentNames(name: string): string[] {
+  const out: string[] = [];
+  for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) out.push(name.slice(0, i));
+  return out;
+}
+
+/**
+ * Does the plan delete a ref whose name another update needs as a directory,
+ * or create one inside a directory that a deletion empties (refs/heads/x
+ * deleted and refs/heads/x/y created, or the reverse)? Git's files backend
+ * cannot do both in one atomic transaction ("cannot lock ref ... exists").
+ */
+export function hasDirectoryConflict(updates: RefUpdate[]): boolean {
+  const deleted = new Set(updates.filter((u) => u.kind === 'delete').map((u) => u.name));
+  if (deleted.size === 0) return false;
+  const written = updates.filter((u) => u.kind !== 'delete').map((u) => u.name);
+  const writtenSet = new Set(written);
+  return written.some((n) => parentNames(n).some((p) => deleted.has(p))) || [...deleted].some((n) => parentNames(n).some((p) => writtenSet.has(p)));
+}
+
 /** Where safe mode keeps a tip that an update or delete would lose: refs/packferry/attic/<ref without refs/>/<id>. */
 export function atticRefFor(name: string, oid: ObjectId): string {
   return `${PACKFERRY_NAMESPACE}attic/${name.replace(/^refs\//, '')}/${oid}`;

@@ -13,7 +13,7 @@ import type { RefUpdateCommand } from '../protocol/receive-pack.js';
 import { ReceivePackClient, UploadPackClient, type RemoteRefs } from '../transport/remote.js';
 import type { Transport } from '../transport/types.js';
 import { CommitCollector, type Ancestry } from './ancestry.js';
-import { atticRefFor, planSync, ZERO_ID, type RefUpdate } from './plan.js';
+import { atticRefFor, hasDirectoryConflict, planSync, ZERO_ID, type RefUpdate } from './plan.js';
 import { RefFilter } from './ref-filter.js';
 import { createHash } from 'node:crypto';
 
@@ -170,7 +170,15 @@ async function syncTarget(
       collector = new CommitCollector();
     }
 
-    const commands: RefUpdateCommand[] = updates.map((u) => ({ oldOid: u.oldOid, newOid: u.newOid, name: u.name }));
+    // Old tips are kept first, then deletions, then the rest: in that order a
+    // push that is not atomic never loses a tip, and a deletion frees its name
+    // for a ref below it (x deleted, x/y created) or above it before that is made.
+    const keep: RefUpdateCommand[] = [];
+    const commands: RefUpdateCommand[] = [...updates.filter((u) => u.kind === 'delete'), ...updates.filter((u) => u.kind !== 'delete')].map((u) => ({
+      oldOid: u.oldOid,
+      newOid: u.newOid,
+      name: u.name,
+    }));
     const attic: RefUpdate[] = [];
     if (options.safe) {
       const existing = new Map(receive.refs.map((r) => [r.name, r.oid]));
@@ -180,9 +188,10 @@ async function syncTarget(
         u.attic = ref;
         if (existing.get(ref) === u.oldOid) continue;
         attic.push({ name: ref, kind: 'create', oldOid: existing.get(ref) ?? ZERO_ID, newOid: u.oldOid });
-        commands.push({ oldOid: existing.get(ref) ?? ZERO_ID, newOid: u.oldOid, name: ref });
+        keep.push({ oldOid: existing.get(ref) ?? ZERO_ID, newOid: u.oldOid, name: ref });
       }
     }
+    commands.unshift(...keep);
 
     if (options.dryRun) {
       result.updates.push(...updates.map((u) => ({ ...u, status: 'planned' as const })));
@@ -209,7 +218,9 @@ async function syncTarget(
     const report = await receive.push({
       commands,
       pack,
-      atomic: options.atomic ?? true,
+      // Git cannot delete x and create x/y (or the reverse) in one atomic ref
+      // transaction; one ref at a time, in the order above, it can.
+      atomic: (options.atomic ?? true) && !hasDirectoryConflict(updates),
       pushOptions: options.pushOptions,
       onProgress: (message) => emit({ type: 'remote-message', target: name, side: 'target', message }),
       signal: options.signal,
