@@ -72,6 +72,7 @@ export class PackReader {
   private readonly limits: Limits;
   private readonly cache: BaseCache;
   private sortedOffsets: Float64Array | undefined;
+  private sortedPositions: Uint32Array | undefined;
 
   private constructor(pack: PackFile, index: PackIndex, options: PackReaderOptions) {
     this.pack = pack;
@@ -240,27 +241,61 @@ export class PackReader {
     return wanted < entry.size ? data.subarray(0, wanted) : data;
   }
 
-  /** Where the entry at `offset` ends: the next entry's offset, or the trailer. */
-  private nextOffset(offset: number): number {
-    if (!this.sortedOffsets) {
+  /** Offsets in pack order (with the trailer's offset last) and the index position of each: Git's reverse index. */
+  private reverseIndex(): { offsets: Float64Array; positions: Uint32Array } {
+    if (!this.sortedOffsets || !this.sortedPositions) {
       const n = this.index.count;
+      const positions = new Uint32Array(n);
+      for (let k = 0; k < n; k++) positions[k] = k;
+      const at = new Float64Array(n);
+      for (let k = 0; k < n; k++) at[k] = this.index.offsetAt(k);
+      positions.sort((a, b) => at[a] - at[b]);
       const offsets = new Float64Array(n + 1);
-      for (let k = 0; k < n; k++) offsets[k] = this.index.offsetAt(k);
+      for (let i = 0; i < n; i++) offsets[i] = at[positions[i]];
       offsets[n] = this.pack.length - this.algo.rawLength;
-      offsets.sort();
       this.sortedOffsets = offsets;
+      this.sortedPositions = positions;
     }
-    const offsets = this.sortedOffsets;
+    return { offsets: this.sortedOffsets, positions: this.sortedPositions };
+  }
+
+  /** Rank of the entry starting at `offset` in pack order; throws if no entry starts there. */
+  private rank(offset: number): number {
+    const { offsets } = this.reverseIndex();
     let lo = 0;
-    let hi = offsets.length;
+    let hi = offsets.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (offsets[mid] <= offset) lo = mid + 1;
+      if (offsets[mid] < offset) lo = mid + 1;
       else hi = mid;
     }
-    if (lo === 0 || offsets[lo - 1] !== offset || lo >= offsets.length) {
+    if (lo >= offsets.length - 1 || offsets[lo] !== offset) {
       throw new PackferryError(ErrorCode.PackBadOffset, `no object starts at offset ${offset}`, { details: { offset } });
     }
-    return offsets[lo];
+    return lo;
+  }
+
+  /** Where the entry at `offset` ends: the next entry's offset, or the trailer. */
+  private nextOffset(offset: number): number {
+    return this.reverseIndex().offsets[this.rank(offset) + 1];
+  }
+
+  /** The id of the object whose entry starts at `offset`. */
+  oidAtOffset(offset: number): ObjectId {
+    const { positions } = this.reverseIndex();
+    return oidToHex(this.index.oidAt(positions[this.rank(offset)]), 0, this.algo.rawLength);
+  }
+
+  /**
+   * The entry at `offset` as stored, for copying into another pack: its type
+   * (a delta type for deltas), the size in its header, its base's id for
+   * deltas, and its zlib-compressed bytes (a copy: consumers such as sockets
+   * hold on to what they are given).
+   */
+  rawEntry(offset: number): { type: number; size: number; baseOid?: ObjectId; compressed: Buffer } {
+    const entry = this.entryAt(offset);
+    const compressed = Buffer.from(this.pack.read(entry.dataStart, entry.end - entry.dataStart));
+    const baseOid = isDeltaType(entry.type) ? this.oidAtOffset(entry.baseOffset) : undefined;
+    return { type: entry.type, size: entry.size, baseOid, compressed };
   }
 }

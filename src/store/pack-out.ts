@@ -1,0 +1,42 @@
+// Generating a pack from the store for a fetch (what git pack-objects does
+// for upload-pack, with delta and object reuse): each object's entry is
+// copied as stored — compressed bytes untouched — in layer order, so a
+// delta's base comes first and the delta becomes an OFS_DELTA (or a
+// REF_DELTA to an object the receiver has, in a thin pack). A delta whose
+// base is neither sent nor known to the receiver is sent whole.
+import type { PackInput, WritePackOptions } from '../pack/writer.js';
+import { writePack } from '../pack/writer.js';
+import { isDeltaType } from '../pack/format.js';
+import type { LayeredObjects } from './objects.js';
+import type { Enumeration } from './walk.js';
+
+export interface GeneratePackOptions {
+  /** The receiver accepts deltas against objects it has (thin-pack). */
+  thin?: boolean;
+  /** The receiver understands OFS_DELTA (ofs-delta); else REF_DELTA. */
+  ofsDelta?: boolean;
+  onObject?: (written: number) => void;
+}
+
+export function generatePack(store: LayeredObjects, plan: Enumeration, options: GeneratePackOptions = {}): AsyncGenerator<Buffer> {
+  async function* inputs(): AsyncGenerator<PackInput> {
+    for (const item of plan.objects) {
+      const reader = await store.reader(item.layer);
+      const raw = reader.rawEntry(item.offset);
+      const oid = reader.oidAtOffset(item.offset);
+      if (!isDeltaType(raw.type)) {
+        yield { kind: 'raw', type: raw.type, size: raw.size, compressed: raw.compressed, oid };
+        continue;
+      }
+      const base = raw.baseOid!;
+      if (plan.sent(base) || (options.thin && plan.known(base))) {
+        yield { kind: 'raw', type: raw.type, size: raw.size, compressed: raw.compressed, oid, base };
+      } else {
+        const whole = reader.readAt(item.offset);
+        yield { kind: 'object', type: whole.type, data: whole.data, oid };
+      }
+    }
+  }
+  const writeOptions: WritePackOptions = { ofsDelta: options.ofsDelta ?? true, onEntry: options.onObject };
+  return writePack(plan.objects.length, inputs(), writeOptions);
+}

@@ -1,0 +1,173 @@
+// Which objects a fetch from the store must send: those reachable from the
+// wants and not from the haves the store knows (git rev-list --objects
+// <wants> --not <haves>, with Git's edge marking: the trees of the boundary
+// commits are known to the receiver, and so is everything under them).
+// Marks live in one bitmap per layer, indexed by position in the layer's pack
+// index, so a walk over millions of objects costs bytes, not objects.
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { FileMode, iterateTree, parseCommitLinks, parseTag } from '../core/object.js';
+import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
+import { PackObjectType } from '../pack/format.js';
+import type { Layer, LayeredObjects } from './objects.js';
+
+const SEEN = 1;
+const UNINTERESTING = 2;
+
+export interface Located {
+  layer: Layer;
+  position: number;
+  offset: number;
+}
+
+class Marks {
+  private readonly maps = new Map<Layer, Uint8Array>();
+
+  get(loc: { layer: Layer; position: number }): number {
+    return this.maps.get(loc.layer)?.[loc.position] ?? 0;
+  }
+
+  add(loc: { layer: Layer; position: number }, flag: number): void {
+    let map = this.maps.get(loc.layer);
+    if (!map) {
+      map = new Uint8Array(loc.layer.index.count);
+      this.maps.set(loc.layer, map);
+    }
+    map[loc.position] |= flag;
+  }
+}
+
+export interface Enumeration {
+  /** Objects to send, in pack order (layer by layer, by offset: delta bases before their deltas). */
+  objects: Located[];
+  /** The haves the store has. */
+  common: ObjectId[];
+  /** Is this object known to the receiver (reachable from a common have)? */
+  known(oid: ObjectId): boolean;
+  /** Is this object among those sent? */
+  sent(oid: ObjectId): boolean;
+}
+
+export interface EnumerateOptions {
+  /** Commits and tags only (the "tree:0" filter). */
+  commitsOnly?: boolean;
+  signal?: AbortSignal;
+}
+
+export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[], haves: ObjectId[], options: EnumerateOptions = {}): Promise<Enumeration> {
+  const marks = new Marks();
+  const locate = (oid: ObjectId) => store.locateRaw(oidFromHex(oid));
+  const read = async (oid: ObjectId) => {
+    const obj = await store.tryRead(oid);
+    if (!obj) throw new PackferryError(ErrorCode.MissingObjects, `object ${oid} is missing from the store`, { hint: 'run `packferry store verify`' });
+    return obj;
+  };
+  const aborted = () => {
+    if (options.signal?.aborted) throw new PackferryError(ErrorCode.Aborted, 'operation aborted');
+  };
+
+  // 1. Everything the receiver has: commits reachable from the common haves.
+  const common = haves.filter((h) => locate(h) !== undefined);
+  const pending: ObjectId[] = [...common];
+  while (pending.length > 0) {
+    aborted();
+    const oid = pending.pop()!;
+    const loc = locate(oid);
+    if (!loc || marks.get(loc) & UNINTERESTING) continue;
+    marks.add(loc, UNINTERESTING);
+    const obj = await read(oid);
+    if (obj.type === PackObjectType.Commit) pending.push(...parseCommitLinks(obj.data).parents);
+    else if (obj.type === PackObjectType.Tag) pending.push(parseTag(obj.data).object);
+  }
+
+  // 2. Commits and tags to send; the boundary commits (known parents) are noted.
+  const out: Located[] = [];
+  const trees: ObjectId[] = [];
+  const boundary: ObjectId[] = [];
+  const stack: ObjectId[] = [...wants];
+  while (stack.length > 0) {
+    aborted();
+    const oid = stack.pop()!;
+    const loc = locate(oid);
+    if (!loc) throw new PackferryError(ErrorCode.NotFound, `object ${oid} is not in the store`, { details: { oid } });
+    const flags = marks.get(loc);
+    if (flags & (SEEN | UNINTERESTING)) continue;
+    const obj = await read(oid);
+    if (obj.type === PackObjectType.Commit) {
+      marks.add(loc, SEEN);
+      out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+      const links = parseCommitLinks(obj.data);
+      if (links.tree) trees.push(links.tree);
+      for (const p of links.parents) {
+        const ploc = locate(p);
+        if (ploc && marks.get(ploc) & UNINTERESTING) boundary.push(p);
+        else stack.push(p);
+      }
+    } else if (obj.type === PackObjectType.Tag) {
+      marks.add(loc, SEEN);
+      out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+      stack.push(parseTag(obj.data).object);
+    } else if (obj.type === PackObjectType.Tree) {
+      trees.push(oid); // a want (or tag) naming a tree directly
+    } else if (!options.commitsOnly) {
+      marks.add(loc, SEEN);
+      out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+    }
+  }
+
+  if (!options.commitsOnly) {
+    // 3. The boundary commits' trees, and all below them, are the receiver's.
+    const markTree = async (treeOid: ObjectId, flag: number, collect: boolean): Promise<void> => {
+      const treeStack = [treeOid];
+      while (treeStack.length > 0) {
+        aborted();
+        const t = treeStack.pop()!;
+        const loc = locate(t);
+        if (!loc) {
+          if (flag === UNINTERESTING) continue; // the receiver has it; the store need not
+          throw new PackferryError(ErrorCode.MissingObjects, `tree ${t} is missing from the store`, { hint: 'run `packferry store verify`' });
+        }
+        if (marks.get(loc) & (SEEN | UNINTERESTING)) continue;
+        marks.add(loc, flag);
+        if (collect) out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+        const obj = await read(t);
+        for (const entry of iterateTree(obj.data)) {
+          if (entry.mode === FileMode.gitlink) continue;
+          if (entry.mode === FileMode.tree) {
+            treeStack.push(oidToHex(entry.oid));
+            continue;
+          }
+          const bloc = store.locateRaw(entry.oid);
+          if (!bloc) {
+            if (flag === UNINTERESTING) continue;
+            throw new PackferryError(ErrorCode.MissingObjects, `blob ${oidToHex(entry.oid)} is missing from the store`, { hint: 'run `packferry store verify`' });
+          }
+          if (marks.get(bloc) & (SEEN | UNINTERESTING)) continue;
+          marks.add(bloc, flag);
+          if (collect) out.push({ ...bloc, offset: bloc.layer.index.offsetAt(bloc.position) });
+        }
+      }
+    };
+    for (const c of boundary) {
+      const obj = await read(c);
+      const tree = parseCommitLinks(obj.data).tree;
+      if (tree) await markTree(tree, UNINTERESTING, false);
+    }
+    // 4. The trees and blobs of the commits to send.
+    for (const t of trees) await markTree(t, SEEN, true);
+  }
+
+  const layerOrder = new Map(store.layers.map((l, i) => [l, i]));
+  out.sort((a, b) => layerOrder.get(a.layer)! - layerOrder.get(b.layer)! || a.offset - b.offset);
+  return {
+    objects: out,
+    common,
+    known: (oid) => {
+      const loc = locate(oid);
+      return loc !== undefined && (marks.get(loc) & UNINTERESTING) !== 0;
+    },
+    sent: (oid) => {
+      const loc = locate(oid);
+      return loc !== undefined && (marks.get(loc) & SEEN) !== 0;
+    },
+  };
+}
