@@ -82,17 +82,37 @@ function asPackferryError(err: unknown): PackferryError {
   return new PackferryError(ErrorCode.Internal, `internal error: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
+/** The source's upload-pack, connected on first use: a sync that finds nothing to do never starts it. */
+class SourceConnection {
+  private client: Promise<UploadPackClient> | undefined;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: MirrorOptions,
+  ) {}
+
+  get(): Promise<UploadPackClient> {
+    this.client ??= UploadPackClient.connect(this.transport, { protocolVersion: this.options.protocolVersion ?? 2, signal: this.options.signal });
+    return this.client;
+  }
+
+  async close(): Promise<void> {
+    const client = await this.client?.catch(() => undefined);
+    await client?.close().catch(() => {});
+  }
+}
+
 export async function mirror(source: Transport, targets: Transport[], options: MirrorOptions = {}): Promise<MirrorResult> {
   const filter = options.filter ?? new RefFilter();
   const emit = options.onEvent ?? (() => {});
   const result: MirrorResult = { source: source.displayUrl, ok: true, targets: [] };
-  let upload: UploadPackClient | undefined;
+  const connection = new SourceConnection(source, options);
   let sourceRefs: RemoteRefs;
   try {
-    upload = await UploadPackClient.connect(source, { protocolVersion: options.protocolVersion ?? 2, signal: options.signal });
-    sourceRefs = await upload.listRefs(filter.prefixes());
+    // A local source's refs are read from its files; anything else asks upload-pack.
+    sourceRefs = (await source.peekRefs?.()) ?? (await (await connection.get()).listRefs(filter.prefixes()));
   } catch (err) {
-    await upload?.close().catch(() => {});
+    await connection.close();
     result.ok = false;
     result.error = asPackferryError(err);
     return result;
@@ -103,18 +123,18 @@ export async function mirror(source: Transport, targets: Transport[], options: M
   try {
     for (let i = 0; i < targets.length; i++) {
       emit({ type: 'target-start', target: targets[i].displayUrl, index: i, of: targets.length });
-      const r = await syncTarget(upload, sourceRefs, targets[i], filter, options, emit);
+      const r = await syncTarget(connection, sourceRefs, targets[i], filter, options, emit);
       result.targets.push(r);
       if (!r.ok) result.ok = false;
     }
   } finally {
-    await upload.close().catch(() => {});
+    await connection.close();
   }
   return result;
 }
 
 async function syncTarget(
-  upload: UploadPackClient,
+  source: SourceConnection,
   sourceRefs: RemoteRefs,
   target: Transport,
   filter: RefFilter,
@@ -125,6 +145,17 @@ async function syncTarget(
   const result: TargetResult = { target: name, ok: true, updates: [], attic: [], upToDate: [], invalidNames: [] };
   let receive: ReceivePackClient | undefined;
   try {
+    // Nothing to do is found without starting receive-pack when the target's refs can be read directly.
+    const peeked = await target.peekRefs?.();
+    if (peeked !== undefined) {
+      const quick = planSync(sourceRefs.refs, peeked.refs, { filter, prune: options.prune ?? true });
+      if (quick.updates.length === 0) {
+        result.upToDate = quick.upToDate;
+        result.invalidNames = quick.invalidNames;
+        emit({ type: 'plan', target: name, updates: 0 });
+        return result;
+      }
+    }
     receive = await ReceivePackClient.connect(target, { signal: options.signal });
     const plan = planSync(sourceRefs.refs, receive.refs, { filter, prune: options.prune ?? true });
     result.upToDate = plan.upToDate;
@@ -159,8 +190,9 @@ async function syncTarget(
     // so the commits are fetched first (without trees and blobs when the source can
     // filter); otherwise it is read off the pack as it passes.
     const changed = updates.filter((u) => u.kind === 'update');
+    const upload = wants.length > 0 || changed.length > 0 ? await source.get() : undefined;
     let collector: CommitCollector | undefined;
-    if ((options.safe || options.dryRun) && changed.length > 0) {
+    if ((options.safe || options.dryRun) && changed.length > 0 && upload) {
       collector = await collectCommits(upload, changed, options.signal);
       setFastForward(changed, collector);
       collector.close();
@@ -202,7 +234,7 @@ async function syncTarget(
 
     let pack: AsyncIterable<Uint8Array> | undefined;
     const counted = { bytes: 0, objects: undefined as number | undefined };
-    if (wants.length > 0) {
+    if (wants.length > 0 && upload) {
       const fetched = await upload.fetch({
         ...fetchOptions,
         wants,
@@ -234,7 +266,7 @@ async function syncTarget(
       setFastForward(changed, collector);
       collector.close();
     }
-    if (!options.safe) await settleUnknown(upload, changed, options.signal).catch(() => {});
+    if (!options.safe && upload) await settleUnknown(upload, changed, options.signal).catch(() => {});
     const byName = new Map(report.refs.map((r) => [r.name, r]));
     const statusOf = (u: RefUpdate): UpdateResult => {
       if (report.unpack !== 'ok') return { ...u, status: 'failed', reason: `unpack failed: ${report.unpack}` };
