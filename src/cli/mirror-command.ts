@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { mirror, type MirrorEvent, type MirrorOptions, type MirrorResult } from '../mirror/sync.js';
 import { RefFilter } from '../mirror/ref-filter.js';
-import { openTransport, type TransportOptions } from '../transport/open.js';
+import type { TransportOptions } from '../transport/open.js';
+import type { S3Options } from '../store/open.js';
+import { resolveSource, resolveTarget, type EndpointOptions } from './endpoints.js';
 import { ExitCode, parseCommandArgs, UsageError } from './common.js';
 import type { Command } from './commands.js';
 import { formatMirror, mirrorJson } from './mirror-report.js';
@@ -17,8 +19,10 @@ Makes each target's refs identical to the source's, sending each target only
 the objects it lacks: the pack is negotiated with the source and streamed
 straight into the target's receive-pack. No repository is kept locally.
 
-Sources and targets are Git URLs: local paths, file://, ssh://[user@]host[:port]/path,
-[user@]host:path, http(s)://.
+Sources and targets are Git URLs (local paths of Git repositories, file://,
+ssh://[user@]host[:port]/path, [user@]host:path, http(s)://) or packferry
+stores: s3://bucket/prefix/NAME.git, store://PATH, or a directory path that
+does not exist yet, is empty, or holds a store (see docs/store-format.md).
 
 Refs:
     --include <glob>      mirror refs matching this (repeatable; default
@@ -39,6 +43,15 @@ Connections:
     --ssh-known-hosts <f> known_hosts file to check ssh host keys against
     --timeout <seconds>   http(s) timeouts and ssh ConnectTimeout
     --protocol <n>        protocol version to ask the source for (2, 1 or 0)
+
+Stores:
+    --s3-endpoint <url>   S3-compatible endpoint (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS)
+    --s3-region <name>    region (default $AWS_REGION, us-east-1)
+    --s3-path-style       path-style addressing (default for IP and localhost endpoints)
+    --s3-storage-class <c> storage class for new objects (e.g. STANDARD_IA)
+    --s3-sse <mode>       server-side encryption: AES256 or aws:kms
+    --s3-kms-key-id <id>  KMS key for aws:kms
+    --cache-dir <dir>     where layers of an s3:// source are cached while reading
 
 Many repositories:
     --batch <file>        read "<source> <target>..." lines from a file ('-': stdin);
@@ -102,6 +115,13 @@ export const mirrorCommand: Command = {
         'ssh-known-hosts': { type: 'string' },
         timeout: { type: 'string' },
         protocol: { type: 'string' },
+        's3-endpoint': { type: 'string' },
+        's3-region': { type: 'string' },
+        's3-path-style': { type: 'boolean' },
+        's3-storage-class': { type: 'string' },
+        's3-sse': { type: 'string' },
+        's3-kms-key-id': { type: 'string' },
+        'cache-dir': { type: 'string' },
         batch: { type: 'string' },
         jobs: { type: 'string', short: 'j' },
         json: { type: 'boolean' },
@@ -139,6 +159,15 @@ export const mirrorCommand: Command = {
         connectTimeoutSeconds: timeout,
       },
     };
+    const s3: S3Options = {
+      endpoint: values['s3-endpoint'] as string | undefined,
+      region: values['s3-region'] as string | undefined,
+      forcePathStyle: values['s3-path-style'] === true ? true : undefined,
+      storageClass: values['s3-storage-class'] as S3Options['storageClass'],
+      serverSideEncryption: values['s3-sse'] as S3Options['serverSideEncryption'],
+      kmsKeyId: values['s3-kms-key-id'] as string | undefined,
+    };
+    const endpointOptions: EndpointOptions = { transport: transportOptions, s3, cacheDir: values['cache-dir'] as string | undefined };
     const json = values.json === true;
     const dryRun = values['dry-run'] === true;
     const progress = terminalProgress(process.stderr, values.progress === true || (!values.quiet && !json));
@@ -166,8 +195,8 @@ export const mirrorCommand: Command = {
           signal: controller.signal,
         };
         try {
-          const source = await openTransport(job.source, transportOptions);
-          const targets = await Promise.all(job.targets.map((t) => openTransport(t, transportOptions)));
+          const source = await resolveSource(job.source, endpointOptions);
+          const targets = await Promise.all(job.targets.map((t) => resolveTarget(t, endpointOptions)));
           return await mirror(source, targets, options);
         } catch (err) {
           if (!(err instanceof PackferryError)) throw err;

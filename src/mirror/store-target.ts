@@ -18,15 +18,8 @@ import type { LayeredObjects } from '../store/objects.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
 import type { StoreRepository } from '../store/repository.js';
 import type { PushOptions } from '../transport/remote.js';
+import type { TargetSession } from './endpoints.js';
 import { ZERO_ID } from './plan.js';
-
-/** What the sync engine needs from a target: receive-pack's side of a push. */
-export interface TargetSession {
-  readonly refs: AdvertisedRef[];
-  has(capability: string): boolean;
-  push(options: PushOptions): Promise<ReportStatus>;
-  close(): Promise<void>;
-}
 
 /** The capabilities a store target offers (it wants self-contained packs: no-thin). */
 const STORE_CAPABILITIES = new Set(['delete-refs', 'ofs-delta', 'atomic', 'no-thin', 'report-status']);

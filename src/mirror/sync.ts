@@ -10,8 +10,9 @@ import { PackferryError, ErrorCode } from '../core/errors.js';
 import { encodePackHeader } from '../pack/format.js';
 import type { RemoteMessage } from '../protocol/side-band.js';
 import type { RefUpdateCommand } from '../protocol/receive-pack.js';
-import { ReceivePackClient, UploadPackClient, type RemoteRefs } from '../transport/remote.js';
+import type { RemoteRefs } from '../transport/remote.js';
 import type { Transport } from '../transport/types.js';
+import { isTransport, transportSource, transportTarget, type MirrorSource, type MirrorTarget, type SourceSession, type TargetSession } from './endpoints.js';
 import { CommitCollector, type Ancestry } from './ancestry.js';
 import { atticRefFor, hasDirectoryConflict, planSync, ZERO_ID, type RefUpdate } from './plan.js';
 import { RefFilter } from './ref-filter.js';
@@ -82,17 +83,17 @@ function asPackferryError(err: unknown): PackferryError {
   return new PackferryError(ErrorCode.Internal, `internal error: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
-/** The source's upload-pack, connected on first use: a sync that finds nothing to do never starts it. */
+/** The source's session (upload-pack), opened on first use: a sync that finds nothing to do never starts it. */
 class SourceConnection {
-  private client: Promise<UploadPackClient> | undefined;
+  private client: Promise<SourceSession> | undefined;
 
   constructor(
-    private readonly transport: Transport,
+    private readonly source: MirrorSource,
     private readonly options: MirrorOptions,
   ) {}
 
-  get(): Promise<UploadPackClient> {
-    this.client ??= UploadPackClient.connect(this.transport, { protocolVersion: this.options.protocolVersion ?? 2, signal: this.options.signal });
+  get(): Promise<SourceSession> {
+    this.client ??= this.source.connect({ protocolVersion: this.options.protocolVersion ?? 2, signal: this.options.signal });
     return this.client;
   }
 
@@ -102,7 +103,10 @@ class SourceConnection {
   }
 }
 
-export async function mirror(source: Transport, targets: Transport[], options: MirrorOptions = {}): Promise<MirrorResult> {
+/** Mirrors `source` into each of `targets` (Git servers through transports, or stores). */
+export async function mirror(sourceIn: Transport | MirrorSource, targetsIn: (Transport | MirrorTarget)[], options: MirrorOptions = {}): Promise<MirrorResult> {
+  const source = isTransport(sourceIn) ? transportSource(sourceIn) : sourceIn;
+  const targets = targetsIn.map((t) => (isTransport(t) ? transportTarget(t) : t));
   const filter = options.filter ?? new RefFilter();
   const emit = options.onEvent ?? (() => {});
   const result: MirrorResult = { source: source.displayUrl, ok: true, targets: [] };
@@ -136,14 +140,14 @@ export async function mirror(source: Transport, targets: Transport[], options: M
 async function syncTarget(
   source: SourceConnection,
   sourceRefs: RemoteRefs,
-  target: Transport,
+  target: MirrorTarget,
   filter: RefFilter,
   options: MirrorOptions,
   emit: (e: MirrorEvent) => void,
 ): Promise<TargetResult> {
   const name = target.displayUrl;
   const result: TargetResult = { target: name, ok: true, updates: [], attic: [], upToDate: [], invalidNames: [] };
-  let receive: ReceivePackClient | undefined;
+  let receive: TargetSession | undefined;
   try {
     // Nothing to do is found without starting receive-pack when the target's refs can be read directly.
     const peeked = await target.peekRefs?.();
@@ -156,7 +160,7 @@ async function syncTarget(
         return result;
       }
     }
-    receive = await ReceivePackClient.connect(target, { signal: options.signal });
+    receive = await target.connect({ signal: options.signal });
     const plan = planSync(sourceRefs.refs, receive.refs, { filter, prune: options.prune ?? true });
     result.upToDate = plan.upToDate;
     result.invalidNames = plan.invalidNames;
@@ -171,6 +175,7 @@ async function syncTarget(
     }
     if (updates.length === 0) {
       await receive.close();
+      receive = undefined;
       result.ok = result.updates.every((u) => u.status !== 'rejected');
       return result;
     }
@@ -257,6 +262,8 @@ async function syncTarget(
       onProgress: (message) => emit({ type: 'remote-message', target: name, side: 'target', message }),
       signal: options.signal,
     });
+    // Ends the session (a store target releases its writer lock here; receive-pack has already finished).
+    await receive.close();
     receive = undefined;
     if (wants.length > 0) {
       result.pack = { bytes: counted.bytes, objects: counted.objects };
@@ -307,7 +314,7 @@ async function* observe(
 }
 
 /** Fetches just the commits between the target's old tips and the new ones, to learn which updates fast-forward. */
-async function collectCommits(upload: UploadPackClient, changed: RefUpdate[], signal?: AbortSignal): Promise<CommitCollector> {
+async function collectCommits(upload: SourceSession, changed: RefUpdate[], signal?: AbortSignal): Promise<CommitCollector> {
   const collector = new CommitCollector();
   const fetched = await upload.fetch({
     wants: [...new Set(changed.map((u) => u.newOid))],
@@ -335,7 +342,7 @@ const MAX_SINGLE_CHECKS = 32;
  * Settles the updates the shared walk could not decide: for each, fetch the
  * commits between its old and new tip alone, where the answer is exact.
  */
-async function settleUnknown(upload: UploadPackClient, changed: RefUpdate[], signal?: AbortSignal): Promise<void> {
+async function settleUnknown(upload: SourceSession, changed: RefUpdate[], signal?: AbortSignal): Promise<void> {
   const open = changed.filter((u) => u.fastForward === undefined).slice(0, MAX_SINGLE_CHECKS);
   for (const u of open) {
     const collector = await collectCommits(upload, [u], signal);

@@ -73,7 +73,7 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async put(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, _options: PutOptions = {}): Promise<void> {
+  async put(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<void> {
     const path = this.path(key);
     await mkdir(dirname(path), { recursive: true });
     const tmp = join(dirname(path), `.tmp-${randomBytes(8).toString('hex')}`);
@@ -82,7 +82,10 @@ export class FsBlobStore implements BlobStore {
       if (body instanceof Uint8Array) {
         await fh.writeFile(body);
       } else {
-        for await (const chunk of body) await fh.write(chunk);
+        for await (const chunk of body) {
+          if (options.signal?.aborted) throw new PackferryError(ErrorCode.Aborted, 'operation aborted', { cause: options.signal.reason });
+          await fh.write(chunk);
+        }
       }
       await fh.sync();
       await fh.close();
@@ -124,6 +127,11 @@ export class FsBlobStore implements BlobStore {
     };
     await walk(dir);
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Creates an empty directory (Git wants refs/ to exist in a repository; blobs alone cannot make one). */
+  async ensureDirectory(key: string): Promise<void> {
+    await mkdir(this.path(key), { recursive: true });
   }
 
   async close(): Promise<void> {}

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/oid.js';
 import type { BlobStore } from './backend.js';
+import { FsBlobStore } from './fs-backend.js';
 import { BARE_CONFIG, KEYS, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs, type RefEntry } from './layout.js';
 import { acquireWriterLock, type LockOptions, type WriterLock } from './lock.js';
 import { emptyManifest, parseManifest, serializeManifest, type LayerEntry, type Manifest } from './manifest.js';
@@ -120,6 +121,8 @@ export class StoreRepository {
   /** Git's view of the manifest, in the order that keeps it consistent: packs, then refs, then HEAD. */
   private async writeGitFiles(m: Manifest, signal?: AbortSignal): Promise<void> {
     const text = { contentType: 'text/plain', signal };
+    // A directory store must also look like a repository to `git clone PATH`: it checks for refs/.
+    if (this.blobs instanceof FsBlobStore) await this.blobs.ensureDirectory('refs/heads');
     await this.blobs.put(KEYS.infoPacks, Buffer.from(renderInfoPacks(m.layers.map((l) => l.name))), text);
     await this.blobs.put(KEYS.packedRefs, Buffer.from(renderPackedRefs(m.refs)), text);
     await this.blobs.put(KEYS.infoRefs, Buffer.from(renderInfoRefs(m.refs)), text);

@@ -592,7 +592,8 @@ export function mirrorConformance(site: MirrorSite): void {
       assertMirrored(source, second);
     });
 
-    it('an abort (AbortSignal) in the middle of the pack stops the run; refs are old or new and the next sync completes', { skip: site.skip?.includes('abort') }, async () => {
+    // Sites that leave a case out (ssh: each session costs ~0.4 s) have it covered by the file and HTTP sites.
+    if (!site.skip?.includes('abort')) it('an abort (AbortSignal) in the middle of the pack stops the run; refs are old or new and the next sync completes', async () => {
       const { source, target, summary } = await pair('abort');
       const before = refMap(target);
       advance(source, summary, 'abort');
@@ -631,7 +632,7 @@ export function mirrorConformance(site: MirrorSite): void {
     // Regression: the first target stopped reading the pack half-way, and the
     // second target's fetch read the rest of that pack from the shared source
     // session as its answer ("protocol error: a line is not valid UTF-8").
-    it('a target whose receive-pack dies mid-pack fails alone: the next target still gets its pack', { skip: site.skip?.includes('target-dies') }, async () => {
+    if (!site.skip?.includes('target-dies')) it('a target whose receive-pack dies mid-pack fails alone: the next target still gets its pack', async () => {
       const { source, summary } = await pair('dies');
       // Bigger than every pipe and buffer between the source and the dying target.
       commitFiles(source, 'main', { 'dies.bin': noise(2 * 1024 * 1024, 'dies') });

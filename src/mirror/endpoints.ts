@@ -1,0 +1,116 @@
+// The two ends of a mirror, whatever they are: a Git server reached through
+// a transport (upload-pack / receive-pack), or a packferry store. The sync
+// engine sees a source that lists refs and produces packs, and a target that
+// lists refs and takes commands with a pack.
+import type { AdvertisedRef } from '../protocol/advertisement.js';
+import type { ReportStatus } from '../protocol/receive-pack.js';
+import type { StoreRepository } from '../store/repository.js';
+import { enumerateObjects } from '../store/walk.js';
+import { generatePack } from '../store/pack-out.js';
+import { ReceivePackClient, UploadPackClient, type FetchedPack, type FetchOptions, type PushOptions, type RemoteRefs } from '../transport/remote.js';
+import type { Transport } from '../transport/types.js';
+import { StoreTargetSession } from './store-target.js';
+
+export interface SourceSession {
+  listRefs(prefixes?: string[]): Promise<RemoteRefs>;
+  fetch(options: FetchOptions): Promise<FetchedPack>;
+  close(): Promise<void>;
+}
+
+export interface TargetSession {
+  readonly refs: AdvertisedRef[];
+  has(capability: string): boolean;
+  push(options: PushOptions): Promise<ReportStatus>;
+  close(): Promise<void>;
+}
+
+export interface PeekedRefs {
+  refs: AdvertisedRef[];
+  head?: string;
+}
+
+export interface MirrorSource {
+  readonly displayUrl: string;
+  /** Refs read cheaply and exactly without opening a session, when possible. */
+  peekRefs?(): Promise<PeekedRefs | undefined>;
+  connect(options: { protocolVersion: 0 | 1 | 2; signal?: AbortSignal }): Promise<SourceSession>;
+}
+
+export interface MirrorTarget {
+  readonly displayUrl: string;
+  peekRefs?(): Promise<PeekedRefs | undefined>;
+  connect(options: { signal?: AbortSignal }): Promise<TargetSession>;
+}
+
+export function isTransport(x: unknown): x is Transport {
+  return typeof (x as Transport).open === 'function';
+}
+
+/** A Git server as a source: its upload-pack. */
+export function transportSource(transport: Transport): MirrorSource {
+  return {
+    displayUrl: transport.displayUrl,
+    peekRefs: transport.peekRefs ? () => transport.peekRefs!() : undefined,
+    connect: (options) => UploadPackClient.connect(transport, options),
+  };
+}
+
+/** A Git server as a target: its receive-pack. */
+export function transportTarget(transport: Transport): MirrorTarget {
+  return {
+    displayUrl: transport.displayUrl,
+    peekRefs: transport.peekRefs ? () => transport.peekRefs!() : undefined,
+    connect: (options) => ReceivePackClient.connect(transport, options),
+  };
+}
+
+/** A store as a source: packs are generated from its layers, reusing their deltas. */
+export function storeSource(displayUrl: string, open: () => Promise<StoreRepository>): MirrorSource {
+  return {
+    displayUrl,
+    peekRefs: async () => {
+      const repo = await open();
+      try {
+        if (!repo.exists) return undefined;
+        return { refs: repo.refs.map((r) => ({ ...r })), head: repo.head };
+      } finally {
+        await repo.close();
+      }
+    },
+    connect: async () => new StoreSourceSession(await open()),
+  };
+}
+
+/** A store as a target: each sync adds a layer, under the store's writer lock. */
+export function storeTarget(displayUrl: string, open: () => Promise<StoreRepository>): MirrorTarget {
+  return {
+    displayUrl,
+    peekRefs: async () => {
+      const repo = await open();
+      try {
+        return { refs: repo.refs.map((r) => ({ ...r })), head: repo.head };
+      } finally {
+        await repo.close();
+      }
+    },
+    connect: async (options) => StoreTargetSession.open(await open(), { signal: options.signal }),
+  };
+}
+
+class StoreSourceSession implements SourceSession {
+  constructor(private readonly repo: StoreRepository) {}
+
+  async listRefs(): Promise<RemoteRefs> {
+    return { refs: this.repo.refs.map((r) => ({ ...r })), head: this.repo.head };
+  }
+
+  async fetch(options: FetchOptions): Promise<FetchedPack> {
+    const objects = await this.repo.objects(options.signal);
+    const plan = await enumerateObjects(objects, options.wants, options.haves, { commitsOnly: options.filter === 'tree:0', signal: options.signal });
+    return { common: plan.common, pack: generatePack(objects, plan, { thin: options.thinPack, ofsDelta: options.ofsDelta }) };
+  }
+
+  async close(): Promise<void> {
+    await this.repo.close();
+  }
+}
