@@ -87,7 +87,8 @@ export class StoreTargetSession implements TargetSession {
         if (c.newOid === ZERO_ID) next.delete(c.name);
         else next.set(c.name, { name: c.name, oid: c.newOid, peeled: await peel(c.newOid, reader, staged, existing) });
       }
-      await repo.commit({ layer: staged?.entry, refs: [...next.values()] }, options.signal);
+      const head = options.head !== undefined && /^refs\/[^\s]+$/.test(options.head) ? options.head : undefined;
+      await repo.commit({ layer: staged?.entry, refs: [...next.values()], head }, options.signal);
     } catch (err) {
       await staged?.remove().catch(() => {});
       throw err;

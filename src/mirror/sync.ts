@@ -259,6 +259,7 @@ async function syncTarget(
       // transaction; one ref at a time, in the order above, it can.
       atomic: (options.atomic ?? true) && !hasDirectoryConflict(updates),
       pushOptions: options.pushOptions,
+      head: sourceRefs.head,
       onProgress: (message) => emit({ type: 'remote-message', target: name, side: 'target', message }),
       signal: options.signal,
     });

@@ -235,6 +235,8 @@ export interface PushOptions {
   quiet?: boolean;
   onProgress?: (message: RemoteMessage) => void;
   signal?: AbortSignal;
+  /** What HEAD should name afterwards; targets that can set it (stores) do, receive-pack cannot. */
+  head?: string;
 }
 
 /** A session with git-receive-pack. */
