@@ -20,7 +20,7 @@ import { PackFile } from './packfile.js';
 import { Counter, DEFAULT_CACHE_LIMIT, DeltaGraph, DeltaResolver } from './resolve.js';
 import type { ResolveWorkerData, ResolveWorkerMessage } from './resolve-worker.js';
 import { PackScanner, type PackTrailer, type ScannedEntry } from './scanner.js';
-import { NOT_A_DELTA, PackTables, REF_DELTA_BASE } from './tables.js';
+import { NOT_A_DELTA, PackTables, REF_DELTA_BASE, SMALL_FLAG, SMALL_OBJECT } from './tables.js';
 
 /** A whole object supplied from elsewhere to complete a thin pack. */
 export interface BaseObject {
@@ -101,7 +101,7 @@ class EntryRecorder {
     t.crc32s[i] = e.crc32;
     t.count = i + 1;
     if (e.oid !== undefined) {
-      t.types[i] = (e.type << 4) | e.type;
+      t.types[i] = (e.type << 4) | e.type | (e.size < SMALL_OBJECT ? SMALL_FLAG : 0);
       t.oids.set(e.oid, i * t.hashLength);
       t.baseIndex[i] = NOT_A_DELTA;
       return;
@@ -467,7 +467,7 @@ async function completeThinPack(
       tables.headerLengths[i] = head.length;
       tables.sizes[i] = base.data.length;
       tables.crc32s[i] = crc32(entry);
-      tables.types[i] = (base.type << 4) | base.type;
+      tables.types[i] = (base.type << 4) | base.type | (base.data.length < SMALL_OBJECT ? SMALL_FLAG : 0);
       tables.oids.set(Buffer.from(oid, 'hex'), i * H);
       tables.baseIndex[i] = NOT_A_DELTA;
       tables.depths[i] = 0;

@@ -19,7 +19,7 @@ import { isDeltaType } from './format.js';
 import { BufferPool } from './buffer-pool.js';
 import { createInflater, type Inflater } from './inflate.js';
 import type { PackFile } from './packfile.js';
-import type { PackTables } from './tables.js';
+import { SMALL_FLAG, SMALL_OBJECT, type PackTables } from './tables.js';
 import { sortByObjectId } from './idx.js';
 
 export const Counter = {
@@ -356,7 +356,7 @@ export class DeltaResolver {
     full.write(header, 0, 'latin1');
     const id = oneShotHash(this.options.hashName, full, 'buffer') as unknown as Buffer;
     t.oids.set(id, i * t.hashLength);
-    t.types[i] = (type << 4) | t.packType(i);
+    t.types[i] = (type << 4) | t.packType(i) | (data.length < SMALL_OBJECT ? SMALL_FLAG : 0);
     t.depths[i] = depth;
     const resolved = Atomics.add(this.graph.counters, Counter.Resolved, 1) + 1;
     if (this.options.onProgress && ++this.sinceProgress >= 1024) {

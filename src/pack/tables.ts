@@ -3,6 +3,10 @@
 // place without copying (one row per pack entry, in pack order).
 import { PackferryError, ErrorCode } from '../core/errors.js';
 
+/** Objects below this size are flagged in `types` (bit 7), so small blobs can be found without reading them. */
+export const SMALL_OBJECT = 1024;
+export const SMALL_FLAG = 0x80;
+
 /** Entry kinds in `baseIndex`. */
 export const NOT_A_DELTA = -2;
 export const REF_DELTA_BASE = -1;
@@ -22,7 +26,7 @@ export interface PackTablesBuffers {
 
 /**
  * Struct-of-arrays over one pack's entries. `types` holds the pack type in
- * the low nibble and, once resolved, the object's type in the high nibble.
+ * bits 0-2, the object's type (once resolved) in bits 4-6, and SMALL_FLAG.
  */
 export class PackTables {
   count = 0;
@@ -120,12 +124,17 @@ export class PackTables {
   }
 
   packType(i: number): number {
-    return this.types[i] & 15;
+    return this.types[i] & 7;
   }
 
   /** The object type (1-4) once known, else 0. */
   objectType(i: number): number {
-    return this.types[i] >> 4;
+    return (this.types[i] >> 4) & 7;
+  }
+
+  /** Is the object (once known) smaller than SMALL_OBJECT bytes? (Git LFS pointers are; see mirror/lfs.) */
+  isSmall(i: number): boolean {
+    return (this.types[i] & SMALL_FLAG) !== 0;
   }
 
   /** Index of the entry starting at `offset`, or -1 (entries are in offset order). */
