@@ -283,7 +283,8 @@ describe('mirror edge cases', { concurrency: 2 }, () => {
       const r = await mirrorCli(['--json', missing, initBare(path('missing-dst'))]);
       assert.equal(r.code, 1);
       assert.equal(parseJson(r).error?.code, 'ERR_NOT_FOUND');
-      const t = await mirrorCli(['--json', base, missing]);
+      // A file:// URL names a Git repository, which must exist (a plain path that does not exist becomes a new store).
+      const t = await mirrorCli(['--json', base, `file://${missing}`]);
       assert.equal(t.code, 1);
       assert.equal(parseJson(t).targets[0].error?.code, 'ERR_NOT_FOUND');
 
