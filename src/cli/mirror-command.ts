@@ -179,6 +179,11 @@ export const mirrorCommand: Command = {
     try {
       const runOne = async (job: Job): Promise<MirrorResult> => {
         const onEvent = (e: MirrorEvent) => {
+          // What the target's hooks say is shown as git push shows it ("remote: ..."); progress chatter is not.
+          if (e.type === 'remote-message' && e.side === 'target' && e.message.end !== '\r' && e.message.text !== '' && !json && !values.quiet) {
+            process.stderr.write(`remote: ${e.message.text}\n`);
+            return;
+          }
           if (jobs.length > 1) return; // concurrent jobs: the report says it all
           if (e.type === 'pack-progress') progress({ title: `Sending objects to ${e.target}`, done: 0, bytes: e.bytes });
           else if (e.type === 'pack-done') progress({ title: `Sending objects to ${e.target}`, done: 0, bytes: e.bytes, finished: true });
