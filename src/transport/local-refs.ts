@@ -4,7 +4,7 @@
 // nothing changed, at a fraction of a process start. Anything unusual
 // (reftable, linked worktrees, hidden refs, unreadable files) makes it give
 // up, and the caller asks the real service instead.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AdvertisedRef } from '../protocol/advertisement.js';
 
@@ -16,33 +16,44 @@ export interface LocalRefs {
 
 const OID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 
-async function isFile(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
+// Synchronous on purpose: these are a handful of tiny files, and going
+// through the thread pool cost ~8 ms per repository (measured on 200 no-op
+// syncs), more than the whole decision.
+function isFile(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 
-async function isDir(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
+function isDir(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** The Git directory of a repository path (bare, or a work tree with .git), or undefined. */
-async function gitDirOf(path: string): Promise<string | undefined> {
-  if ((await isFile(join(path, 'HEAD'))) && (await isDir(join(path, 'objects')))) return path;
+function gitDirOf(path: string): string | undefined {
+  if (isFile(join(path, 'HEAD')) && isDir(join(path, 'objects'))) return path;
   const dotGit = join(path, '.git');
-  if (await isDir(dotGit)) return dotGit;
+  if (isDir(dotGit)) return dotGit;
   return undefined;
 }
 
 export async function readLocalRefs(path: string): Promise<LocalRefs | undefined> {
   try {
-    const gitDir = await gitDirOf(resolve(path));
-    if (gitDir === undefined || (await isFile(join(gitDir, 'commondir')))) return undefined;
-    const config = (await readFile(join(gitDir, 'config'), 'utf8').catch(() => '')).toLowerCase();
+    const gitDir = gitDirOf(resolve(path));
+    if (gitDir === undefined || isFile(join(gitDir, 'commondir'))) return undefined;
+    const config = readText(join(gitDir, 'config')).toLowerCase();
     // Ref formats and hidden refs that only Git itself knows how to honour.
     if (config.includes('refstorage') || config.includes('hiderefs')) return undefined;
     const values = new Map<string, string>();
     const peeled = new Map<string, string>();
     const symrefs = new Map<string, string>();
-    const packed = await readFile(join(gitDir, 'packed-refs'), 'utf8').catch(() => '');
+    const packed = readText(join(gitDir, 'packed-refs'));
     let last: string | undefined;
     for (const line of packed.split('\n')) {
       if (line === '' || line.startsWith('#')) continue;
@@ -57,14 +68,14 @@ export async function readLocalRefs(path: string): Promise<LocalRefs | undefined
       last = line.slice(sp + 1);
       values.set(last, oid);
     }
-    const walk = async (dir: string, prefix: string): Promise<boolean> => {
-      for (const e of await readdir(dir, { withFileTypes: true })) {
+    const walk = (dir: string, prefix: string): boolean => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
         const name = `${prefix}${e.name}`;
         if (e.isDirectory()) {
-          if (!(await walk(join(dir, e.name), `${name}/`))) return false;
+          if (!walk(join(dir, e.name), `${name}/`)) return false;
         } else if (e.isFile()) {
           if (e.name.endsWith('.lock') || e.name.startsWith('.')) continue;
-          const text = (await readFile(join(dir, e.name), 'utf8')).trim();
+          const text = readFileSync(join(dir, e.name), 'utf8').trim();
           if (text.startsWith('ref: ')) symrefs.set(name, text.slice(5));
           else if (OID.test(text)) {
             values.set(name, text);
@@ -76,12 +87,12 @@ export async function readLocalRefs(path: string): Promise<LocalRefs | undefined
       }
       return true;
     };
-    if ((await isDir(join(gitDir, 'refs'))) && !(await walk(join(gitDir, 'refs'), 'refs/'))) return undefined;
+    if (isDir(join(gitDir, 'refs')) && !walk(join(gitDir, 'refs'), 'refs/')) return undefined;
     for (const [name, target] of symrefs) {
       const oid = values.get(target);
       if (oid !== undefined) values.set(name, oid);
     }
-    const headText = (await readFile(join(gitDir, 'HEAD'), 'utf8')).trim();
+    const headText = readFileSync(join(gitDir, 'HEAD'), 'utf8').trim();
     const head = headText.startsWith('ref: ') ? headText.slice(5) : undefined;
     const refs: AdvertisedRef[] = [...values]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
