@@ -13,8 +13,9 @@ import { formatSuite, hasGnuTime, toJson, type BenchContext, type BenchSuite, ty
 import { indexPackSuite } from './index-pack.js';
 import { largePackSuite } from './large-pack.js';
 import { mirrorSuite } from './mirror.js';
+import { storeSuite } from './store.js';
 
-export const suites: BenchSuite[] = [indexPackSuite, largePackSuite, mirrorSuite];
+export const suites: BenchSuite[] = [indexPackSuite, largePackSuite, mirrorSuite, storeSuite];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json] [--runs N] [--objects N] [--only SUITE]
 

@@ -81,19 +81,24 @@ export function storeSource(displayUrl: string, open: () => Promise<StoreReposit
   };
 }
 
-/** A store as a target: each sync adds a layer, under the store's writer lock. */
+/**
+ * A store as a target: each sync adds a layer, under the store's writer lock.
+ * The repository read for peekRefs is reused by the session (which reads the
+ * manifest again once it holds the lock): one request less per sync.
+ */
 export function storeTarget(displayUrl: string, open: () => Promise<StoreRepository>): MirrorTarget {
+  let peeked: StoreRepository | undefined;
   return {
     displayUrl,
     peekRefs: async () => {
-      const repo = await open();
-      try {
-        return { refs: repo.refs.map((r) => ({ ...r })), head: repo.head };
-      } finally {
-        await repo.close();
-      }
+      peeked ??= await open();
+      return { refs: peeked.refs.map((r) => ({ ...r })), head: peeked.head };
     },
-    connect: async (options) => StoreTargetSession.open(await open(), { signal: options.signal }),
+    connect: async (options) => {
+      const repo = peeked ?? (await open());
+      peeked = undefined;
+      return StoreTargetSession.open(repo, { signal: options.signal });
+    },
   };
 }
 

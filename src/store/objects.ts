@@ -7,7 +7,7 @@
 // place; an object store's packs are downloaded once into a local cache of
 // layers (content-named, so a cached copy is never stale) and read from there.
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -80,15 +80,37 @@ export function layerFilesFor(store: BlobStore, cacheDir: string): LayerFiles {
   return store instanceof FsBlobStore ? new LocalLayerFiles(store) : new CachedLayerFiles(store, cacheDir);
 }
 
-/** Loads the index of each named layer (newest first). */
-export async function loadLayers(store: BlobStore, names: string[], signal?: AbortSignal): Promise<Layer[]> {
+/**
+ * Loads the index of each named layer (newest first). With `cacheDir`, an
+ * index found there is used as is (layers are content-named) and one fetched
+ * is saved there.
+ */
+export async function loadLayers(store: BlobStore, names: string[], signal?: AbortSignal, cacheDir?: string): Promise<Layer[]> {
   return Promise.all(
     names.map(async (name) => {
+      const cached = cacheDir ? await readFile(join(cacheDir, `${name}.idx`)).catch(() => undefined) : undefined;
+      if (cached) {
+        try {
+          return { name, index: PackIndex.parse(cached) };
+        } catch {
+          // a damaged cache entry: fetch it again
+        }
+      }
       const bytes = await store.get(idxKey(name), signal);
       if (!bytes) throw new PackferryError(ErrorCode.NotFound, `${store.description}: index of layer ${name} is missing`, { hint: 'run `packferry store verify`' });
-      return { name, index: PackIndex.parse(bytes) };
+      const layer = { name, index: PackIndex.parse(bytes) };
+      if (cacheDir) await saveCachedIndex(cacheDir, name, bytes).catch(() => {});
+      return layer;
     }),
   );
+}
+
+/** Keeps a layer's index in the local cache (written whole, then renamed: readers never see half of one). */
+export async function saveCachedIndex(cacheDir: string, name: string, bytes: Buffer): Promise<void> {
+  await mkdir(cacheDir, { recursive: true });
+  const tmp = join(cacheDir, `.${name}.idx.${randomBytes(6).toString('hex')}`);
+  await writeFile(tmp, bytes);
+  await rename(tmp, join(cacheDir, `${name}.idx`));
 }
 
 /** The objects of a set of layers. */

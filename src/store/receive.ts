@@ -20,7 +20,7 @@ import { FsBlobStore } from './fs-backend.js';
 import { idxKey, packKey } from './layout.js';
 import type { LayerEntry } from './manifest.js';
 import type { StoreRepository } from './repository.js';
-import type { Layer } from './objects.js';
+import { saveCachedIndex, type Layer } from './objects.js';
 
 export interface StagedLayer {
   entry: LayerEntry;
@@ -69,6 +69,7 @@ export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uin
       const size = (await stat(spill)).size;
       await blobs.put(packKey(name), createReadStream(spill, { highWaterMark: 1 << 20 }), { size, contentType: 'application/x-git-packed-objects', signal: options.signal });
       await blobs.put(idxKey(name), indexed.index, { contentType: 'application/x-git-packed-objects-toc', signal: options.signal });
+      if (repo.idxCache) await saveCachedIndex(repo.idxCache, name, indexed.index).catch(() => {});
     }
   } catch (err) {
     await rm(spill, { force: true });

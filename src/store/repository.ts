@@ -29,6 +29,8 @@ export interface StoreRepositoryOptions {
 export class StoreRepository {
   private objectsPromise: Promise<LayeredObjects> | undefined;
   readonly files: LayerFiles;
+  /** Where an object store's pack indexes are cached locally (undefined for directory stores). */
+  readonly idxCache: string | undefined;
 
   private constructor(
     readonly blobs: BlobStore,
@@ -37,7 +39,10 @@ export class StoreRepository {
     readonly exists: boolean,
     options: StoreRepositoryOptions,
   ) {
-    this.files = layerFilesFor(blobs, options.cacheDir ?? join(tmpdir(), 'packferry-layers'));
+    const cacheDir = options.cacheDir ?? join(tmpdir(), 'packferry-layers');
+    this.files = layerFilesFor(blobs, cacheDir);
+    // Pack indexes of an object store are kept locally too: content-named, so never stale.
+    this.idxCache = blobs instanceof FsBlobStore ? undefined : cacheDir;
   }
 
   static async open(blobs: BlobStore, options: StoreRepositoryOptions = {}): Promise<StoreRepository> {
@@ -68,6 +73,7 @@ export class StoreRepository {
       this.blobs,
       this.current.layers.map((l) => l.name),
       signal,
+      this.idxCache,
     ).then((layers) => new LayeredObjects(layers, this.files));
     return this.objectsPromise;
   }
@@ -77,8 +83,10 @@ export class StoreRepository {
   }
 
   /**
-   * Re-reads the manifest under the lock and, if Git's files lag behind it
-   * (a writer crashed between its commit and its last step), rewrites them.
+   * Re-reads the manifest (under the lock: another writer may have committed
+   * since it was first read). Git's files are rewritten at every commit, so
+   * ones left behind by a writer that crashed after its commit are brought up
+   * to date by the next commit (`store verify` reports them meanwhile).
    */
   async refresh(signal?: AbortSignal): Promise<void> {
     const bytes = await this.blobs.get(KEYS.manifest, signal);
@@ -86,8 +94,6 @@ export class StoreRepository {
       const m = parseManifest(bytes);
       if (m.generation !== this.current.generation) this.objectsPromise = undefined;
       this.current = m;
-      const infoRefs = await this.blobs.get(KEYS.infoRefs, signal);
-      if (infoRefs?.toString() !== renderInfoRefs(m.refs)) await this.writeGitFiles(m, signal);
     }
   }
 
@@ -114,19 +120,24 @@ export class StoreRepository {
     await this.blobs.put(KEYS.manifest, serializeManifest(next), { contentType: 'application/json', signal });
     this.current = next;
     this.objectsPromise = undefined;
-    await this.writeGitFiles(next, signal);
+    await this.writeGitFiles(next, signal, prev);
     return next;
   }
 
-  /** Git's view of the manifest, in the order that keeps it consistent: packs, then refs, then HEAD. */
-  private async writeGitFiles(m: Manifest, signal?: AbortSignal): Promise<void> {
+  /**
+   * Git's view of the manifest, in the order that keeps it consistent: packs,
+   * then refs, then HEAD. Files that cannot have changed since `prev` are
+   * left alone (each put is a request to an object store).
+   */
+  private async writeGitFiles(m: Manifest, signal?: AbortSignal, prev?: Manifest): Promise<void> {
     const text = { contentType: 'text/plain', signal };
     // A directory store must also look like a repository to `git clone PATH`: it checks for refs/.
     if (this.blobs instanceof FsBlobStore) await this.blobs.ensureDirectory('refs/heads');
-    await this.blobs.put(KEYS.infoPacks, Buffer.from(renderInfoPacks(m.layers.map((l) => l.name))), text);
+    const layersChanged = !prev || prev.layers.map((l) => l.name).join() !== m.layers.map((l) => l.name).join();
+    if (layersChanged) await this.blobs.put(KEYS.infoPacks, Buffer.from(renderInfoPacks(m.layers.map((l) => l.name))), text);
     await this.blobs.put(KEYS.packedRefs, Buffer.from(renderPackedRefs(m.refs)), text);
     await this.blobs.put(KEYS.infoRefs, Buffer.from(renderInfoRefs(m.refs)), text);
-    await this.blobs.put(KEYS.head, Buffer.from(renderHead(m.head)), text);
+    if (!prev || prev.head !== m.head || prev.generation === 0) await this.blobs.put(KEYS.head, Buffer.from(renderHead(m.head)), text);
   }
 
   /** Creates an empty repository (a manifest of generation 0 and Git's files), if there is none. */
