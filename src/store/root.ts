@@ -1,0 +1,146 @@
+// Many repositories in one store (what a server hosts): NAME.git/ under a
+// directory or a bucket prefix, each a store repository of its own
+// (docs/store-format.md), plus per-repository settings that are not history:
+// packferry/settings.json (public flag, description) and hooks/<name>.
+import { join } from 'node:path';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import type { BlobStore } from './backend.js';
+import { FsBlobStore } from './fs-backend.js';
+import { KEYS } from './layout.js';
+import { StoreRepository, type StoreRepositoryOptions } from './repository.js';
+import type { S3BlobStoreOptions } from './s3-backend.js';
+
+export interface RepositorySettings {
+  /** Readable without credentials. */
+  public: boolean;
+  description?: string;
+}
+
+export const SETTINGS_KEY = 'packferry/settings.json';
+export const HOOK_NAMES = ['pre-receive', 'update', 'post-receive'] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
+
+/**
+ * Repository names: one or more path segments of [A-Za-z0-9._-], no segment
+ * starting with '.', without the ".git" suffix, at most 200 characters. Rejects
+ * "..", absolute paths, backslashes, control characters: anything that could
+ * leave the store's root.
+ */
+export function checkRepositoryName(name: string): string {
+  const bad = (why: string) =>
+    new PackferryError(ErrorCode.InvalidUrl, `invalid repository name ${JSON.stringify(name.slice(0, 100))}: ${why}`, {
+      hint: 'names use letters, digits, ".", "_" and "-", in segments separated by "/"',
+    });
+  if (name.length === 0 || name.length > 200) throw bad('empty or too long');
+  for (const seg of name.split('/')) {
+    if (seg === '' || seg.startsWith('.') || !/^[A-Za-z0-9._-]+$/.test(seg)) throw bad(`bad segment ${JSON.stringify(seg)}`);
+  }
+  if (name.endsWith('.git')) throw bad('give the name without .git');
+  return name;
+}
+
+/** Where repositories live and how a repository's own blob store is made. */
+export interface StoreRoot {
+  readonly description: string;
+  /** A repository's blob store (its keys relative to NAME.git/). */
+  repositoryStore(name: string): BlobStore;
+  /** Every repository name (those with a manifest). */
+  list(signal?: AbortSignal): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export class FsStoreRoot implements StoreRoot {
+  readonly description: string;
+  private readonly root: FsBlobStore;
+
+  constructor(readonly path: string) {
+    this.description = path;
+    this.root = new FsBlobStore(path);
+  }
+
+  repositoryStore(name: string): BlobStore {
+    return new FsBlobStore(join(this.path, `${checkRepositoryName(name)}.git`));
+  }
+
+  async list(signal?: AbortSignal): Promise<string[]> {
+    return namesFrom(await this.root.list(""));
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class S3StoreRoot implements StoreRoot {
+  readonly description: string;
+  private readonly stores = new Map<string, BlobStore>();
+
+  constructor(
+    private readonly base: BlobStore & { readonly bucket: string; readonly prefix: string },
+    private readonly make: (options: S3BlobStoreOptions) => BlobStore,
+    private readonly options: Omit<S3BlobStoreOptions, 'bucket' | 'prefix'>,
+  ) {
+    this.description = base.description;
+  }
+
+  repositoryStore(name: string): BlobStore {
+    checkRepositoryName(name);
+    let s = this.stores.get(name);
+    if (!s) {
+      s = this.make({ ...this.options, bucket: this.base.bucket, prefix: `${this.base.prefix}${name}.git/` });
+      this.stores.set(name, s);
+    }
+    return s;
+  }
+
+  async list(signal?: AbortSignal): Promise<string[]> {
+    return namesFrom(await this.base.list('', signal));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.stores.values()) await s.close();
+    await this.base.close();
+  }
+}
+
+function namesFrom(keys: { key: string }[]): string[] {
+  const suffix = `.git/${KEYS.manifest}`;
+  return keys
+    .filter((k) => k.key.endsWith(suffix))
+    .map((k) => k.key.slice(0, -suffix.length))
+    .filter((n) => {
+      try {
+        checkRepositoryName(n);
+        return true;
+      } catch {
+        return false;
+      }
+    })
+    .sort();
+}
+
+/** A store root from an address: s3://bucket/prefix, store://PATH or a directory. */
+export async function openStoreRoot(address: string, s3: Omit<S3BlobStoreOptions, 'bucket' | 'prefix'> = {}): Promise<StoreRoot> {
+  if (address.startsWith('s3://')) {
+    const { S3BlobStore } = await import('./s3-backend.js');
+    return new S3StoreRoot(S3BlobStore.fromUrl(address, s3), (o) => new S3BlobStore(o), s3);
+  }
+  return new FsStoreRoot(address.startsWith('store://') ? address.slice('store://'.length) : address);
+}
+
+export async function openRepository(root: StoreRoot, name: string, options: StoreRepositoryOptions = {}): Promise<StoreRepository> {
+  return StoreRepository.open(root.repositoryStore(name), options);
+}
+
+export async function readSettings(store: BlobStore, signal?: AbortSignal): Promise<RepositorySettings> {
+  const bytes = await store.get(SETTINGS_KEY, signal);
+  if (!bytes) return { public: false };
+  try {
+    const s = JSON.parse(bytes.toString('utf8')) as Partial<RepositorySettings>;
+    return { public: s.public === true, description: typeof s.description === 'string' ? s.description : undefined };
+  } catch {
+    throw new PackferryError(ErrorCode.InvalidObject, `${store.description}: ${SETTINGS_KEY} is not valid JSON`);
+  }
+}
+
+export async function writeSettings(store: BlobStore, settings: RepositorySettings, signal?: AbortSignal): Promise<void> {
+  await store.put(SETTINGS_KEY, Buffer.from(`${JSON.stringify(settings, null, 1)}\n`), { contentType: 'application/json', signal });
+}
