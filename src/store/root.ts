@@ -62,8 +62,8 @@ export class FsStoreRoot implements StoreRoot {
     return new FsBlobStore(join(this.path, `${checkRepositoryName(name)}.git`));
   }
 
-  async list(signal?: AbortSignal): Promise<string[]> {
-    return namesFrom(await this.root.list(""));
+  async list(): Promise<string[]> {
+    return namesFrom(await this.root.list(''));
   }
 
   async close(): Promise<void> {}
