@@ -200,19 +200,40 @@ export class PackIndex {
     return this.buf.readUInt32BE(at) * 2 ** 32 + this.buf.readUInt32BE(at + 4);
   }
 
-  /** Sorted position of a raw id, or -1. */
+  /**
+   * Sorted position of a raw id, or -1. Graph walks look ids up millions of
+   * times, so beyond the file's own fan-out table a hash table keyed by the
+   * id's first four bytes (open addressing, built on first use, 8 bytes per
+   * object) answers in a probe or two; a full comparison confirms each hit.
+   */
   findRaw(oid: Uint8Array, oidAt = 0): number {
-    const first = oid[oidAt];
-    let lo = first === 0 ? 0 : this.buf.readUInt32BE(this.fanoutAt + (first - 1) * 4);
-    let hi = this.buf.readUInt32BE(this.fanoutAt + first * 4);
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = compareRawIds(this.buf, this.oidsAt + mid * this.hashLength, oid, oidAt, this.hashLength);
-      if (c === 0) return mid;
-      if (c < 0) lo = mid + 1;
-      else hi = mid;
+    const table = (this.table ??= this.buildTable());
+    const key = ((oid[oidAt] << 24) | (oid[oidAt + 1] << 16) | (oid[oidAt + 2] << 8) | oid[oidAt + 3]) >>> 0;
+    const mask = table.length - 1;
+    for (let slot = Math.imul(key, 0x9e3779b1) >>> this.tableShift; ; slot = (slot + 1) & mask) {
+      const entry = table[slot];
+      if (entry === 0) return -1;
+      const k = entry - 1;
+      if (compareRawIds(this.buf, this.oidsAt + k * this.hashLength, oid, oidAt, this.hashLength) === 0) return k;
     }
-    return -1;
+  }
+
+  private table: Int32Array | undefined;
+  private tableShift = 32;
+
+  private buildTable(): Int32Array {
+    let bits = 1;
+    while (1 << bits < this.count * 2) bits++;
+    const table = new Int32Array(1 << bits);
+    this.tableShift = 32 - bits;
+    const mask = table.length - 1;
+    for (let k = 0; k < this.count; k++) {
+      const key = this.buf.readUInt32BE(this.oidsAt + k * this.hashLength);
+      let slot = Math.imul(key, 0x9e3779b1) >>> this.tableShift;
+      while (table[slot] !== 0) slot = (slot + 1) & mask;
+      table[slot] = k + 1;
+    }
+    return table;
   }
 
   find(oid: ObjectId): number {

@@ -5,7 +5,7 @@
 // walk goes only through the new layer's objects: commits, trees and tags are
 // read and their links checked; blobs need only exist.
 import { PackferryError, ErrorCode } from '../core/errors.js';
-import { iterateTree, parseCommitLinks, parseTag, FileMode } from '../core/object.js';
+import { parseCommitLinks, parseTag, FileMode, TreeCursor } from '../core/object.js';
 import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
 import { PackObjectType } from '../pack/format.js';
 import type { PackReader } from '../pack/reader.js';
@@ -60,10 +60,10 @@ export async function checkConnectivity(tips: ObjectId[], layer: Layer, reader: 
         break;
       }
       case PackObjectType.Tree: {
-        for (const entry of iterateTree(obj.data)) {
-          if (entry.mode === FileMode.gitlink) continue; // a submodule's commit lives in another repository
-          const follow = entry.mode === FileMode.tree;
-          if (!reach(entry.oid, 0, follow)) throw missing(oidToHex(entry.oid), oid);
+        const c = new TreeCursor(obj.data);
+        while (c.next()) {
+          if (c.mode === FileMode.gitlink) continue; // a submodule's commit lives in another repository
+          if (!reach(c.data, c.oidStart, c.mode === FileMode.tree)) throw missing(oidToHex(c.data, c.oidStart, 20), oid);
         }
         break;
       }

@@ -21,6 +21,9 @@ import type { BlobStore } from './backend.js';
 import { FsBlobStore } from './fs-backend.js';
 import { idxKey, packKey } from './layout.js';
 
+/** See LayeredObjects.findRaw. */
+export const LAYER_STRIDE = 2 ** 32;
+
 export interface Layer {
   name: string;
   index: PackIndex;
@@ -129,6 +132,19 @@ export class LayeredObjects {
       if (k >= 0) return { layer, position: k };
     }
     return undefined;
+  }
+
+  /**
+   * Allocation-free lookup for hot loops: `layer index × 2^32 + position`
+   * (layers in `this.layers` order, newest first), or -1.
+   */
+  findRaw(oid: Uint8Array, at = 0): number {
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const k = layers[i].index.findRaw(oid, at);
+      if (k >= 0) return i * LAYER_STRIDE + k;
+    }
+    return -1;
   }
 
   hasRaw(oid: Uint8Array, at = 0): boolean {

@@ -5,10 +5,10 @@
 // Marks live in one bitmap per layer, indexed by position in the layer's pack
 // index, so a walk over millions of objects costs bytes, not objects.
 import { PackferryError, ErrorCode } from '../core/errors.js';
-import { FileMode, iterateTree, parseCommitLinks, parseTag } from '../core/object.js';
+import { FileMode, parseCommitLinks, parseTag, TreeCursor } from '../core/object.js';
 import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
 import { PackObjectType } from '../pack/format.js';
-import type { Layer, LayeredObjects } from './objects.js';
+import { LAYER_STRIDE, type Layer, type LayeredObjects } from './objects.js';
 
 const SEEN = 1;
 const UNINTERESTING = 2;
@@ -22,6 +22,16 @@ export interface Located {
 class Marks {
   private readonly maps = new Map<Layer, Uint8Array>();
 
+  /** The mark array of a layer (created on first use). */
+  array(layer: Layer): Uint8Array {
+    let map = this.maps.get(layer);
+    if (!map) {
+      map = new Uint8Array(layer.index.count);
+      this.maps.set(layer, map);
+    }
+    return map;
+  }
+
   get(loc: { layer: Layer; position: number }): number {
     return this.maps.get(loc.layer)?.[loc.position] ?? 0;
   }
@@ -34,6 +44,31 @@ class Marks {
     }
     map[loc.position] |= flag;
   }
+}
+
+/** Every object once (the newest layer's copy), in pack order. */
+function everyObject(store: LayeredObjects, marks: Marks): Enumeration {
+  const out: Located[] = [];
+  store.layers.forEach((layer, li) => {
+    const map = marks.array(layer);
+    const index = layer.index;
+    for (let position = 0; position < index.count; position++) {
+      // An object a newer layer also holds is sent from there.
+      if (li > 0 && Math.floor(store.findRaw(index.oidAt(position)) / LAYER_STRIDE) < li) continue;
+      map[position] = SEEN;
+      out.push({ layer, position, offset: index.offsetAt(position) });
+    }
+  });
+  out.sort((a, b) => store.layers.indexOf(a.layer) - store.layers.indexOf(b.layer) || a.offset - b.offset);
+  return {
+    objects: out,
+    common: [],
+    known: () => false,
+    sent: (oid) => {
+      const loc = store.locateRaw(oidFromHex(oid));
+      return loc !== undefined && (marks.get(loc) & SEEN) !== 0;
+    },
+  };
 }
 
 export interface Enumeration {
@@ -50,11 +85,18 @@ export interface Enumeration {
 export interface EnumerateOptions {
   /** Commits and tags only (the "tree:0" filter). */
   commitsOnly?: boolean;
+  /**
+   * The wants name every ref of the store and the receiver has nothing: send
+   * every stored object without walking (a full restore of a mirror, whose
+   * layers hold reachable objects only; at worst a few extra objects).
+   */
+  everything?: boolean;
   signal?: AbortSignal;
 }
 
 export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[], haves: ObjectId[], options: EnumerateOptions = {}): Promise<Enumeration> {
   const marks = new Marks();
+  if (options.everything && !options.commitsOnly && !haves.some((h) => store.has(h))) return everyObject(store, marks);
   const locate = (oid: ObjectId) => store.locateRaw(oidFromHex(oid));
   const read = async (oid: ObjectId) => {
     const obj = await store.tryRead(oid);
@@ -116,34 +158,47 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
 
   if (!options.commitsOnly) {
     // 3. The boundary commits' trees, and all below them, are the receiver's.
+    // Trees are walked by raw id and location (no hex strings, no per-entry allocation): this is the hot loop.
+    const readAt = async (loc: { layer: Layer; position: number }) => (await store.reader(loc.layer)).readAt(loc.layer.index.offsetAt(loc.position));
+    // Per-layer mark arrays, indexed directly by the packed (layer, position) number of findRaw.
+    const layerMarks = store.layers.map((layer) => marks.array(layer));
     const markTree = async (treeOid: ObjectId, flag: number, collect: boolean): Promise<void> => {
-      const treeStack = [treeOid];
+      const treeStack: Uint8Array[] = [oidFromHex(treeOid)];
       while (treeStack.length > 0) {
         aborted();
         const t = treeStack.pop()!;
-        const loc = locate(t);
+        const loc = store.locateRaw(t);
         if (!loc) {
           if (flag === UNINTERESTING) continue; // the receiver has it; the store need not
-          throw new PackferryError(ErrorCode.MissingObjects, `tree ${t} is missing from the store`, { hint: 'run `packferry store verify`' });
+          throw new PackferryError(ErrorCode.MissingObjects, `tree ${oidToHex(t)} is missing from the store`, { hint: 'run `packferry store verify`' });
         }
         if (marks.get(loc) & (SEEN | UNINTERESTING)) continue;
         marks.add(loc, flag);
         if (collect) out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
-        const obj = await read(t);
-        for (const entry of iterateTree(obj.data)) {
-          if (entry.mode === FileMode.gitlink) continue;
-          if (entry.mode === FileMode.tree) {
-            treeStack.push(oidToHex(entry.oid));
+        const cursor = new TreeCursor((await readAt(loc)).data);
+        while (cursor.next()) {
+          const mode = cursor.mode;
+          if (mode === FileMode.gitlink) continue;
+          if (mode === FileMode.tree) {
+            treeStack.push(cursor.data.subarray(cursor.oidStart, cursor.oidStart + 20));
             continue;
           }
-          const bloc = store.locateRaw(entry.oid);
-          if (!bloc) {
+          const found = store.findRaw(cursor.data, cursor.oidStart);
+          if (found < 0) {
             if (flag === UNINTERESTING) continue;
-            throw new PackferryError(ErrorCode.MissingObjects, `blob ${oidToHex(entry.oid)} is missing from the store`, { hint: 'run `packferry store verify`' });
+            throw new PackferryError(ErrorCode.MissingObjects, `blob ${oidToHex(cursor.data, cursor.oidStart, 20)} is missing from the store`, {
+              hint: 'run `packferry store verify`',
+            });
           }
-          if (marks.get(bloc) & (SEEN | UNINTERESTING)) continue;
-          marks.add(bloc, flag);
-          if (collect) out.push({ ...bloc, offset: bloc.layer.index.offsetAt(bloc.position) });
+          const li = Math.floor(found / LAYER_STRIDE);
+          const position = found - li * LAYER_STRIDE;
+          const map = layerMarks[li];
+          if (map[position] & (SEEN | UNINTERESTING)) continue;
+          map[position] |= flag;
+          if (collect) {
+            const layer = store.layers[li];
+            out.push({ layer, position, offset: layer.index.offsetAt(position) });
+          }
         }
       }
     };
