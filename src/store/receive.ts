@@ -28,6 +28,8 @@ export interface StagedLayer {
   indexed: IndexedPack;
   /** Where the pack is on local disk until `discard` (for the connectivity check). */
   localPack: string;
+  /** Settles once the layer's files are stored (object stores upload in the background): await before committing. */
+  stored: Promise<void>;
   /** Removes the local spill (object stores). */
   discard(): Promise<void>;
   /** Removes the stored layer again (when the push it came with is refused). */
@@ -59,17 +61,23 @@ export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uin
   const name = `pack-${indexed.checksum.toString('hex')}`;
   const index = PackIndex.parse(indexed.index);
   let localPack = spill;
+  let stored: Promise<void>;
   try {
     if (local) {
       // In place: the index first, then the pack under its final name.
       await blobs.put(idxKey(name), indexed.index, { signal: options.signal });
       localPack = join(dir, `${name}.pack`);
       await rename(spill, localPack);
+      stored = Promise.resolve();
     } else {
+      // The upload runs while the caller checks the layer (connectivity, LFS); it awaits `stored` before committing.
       const size = (await stat(spill)).size;
-      await blobs.put(packKey(name), createReadStream(spill, { highWaterMark: 1 << 20 }), { size, contentType: 'application/x-git-packed-objects', signal: options.signal });
-      await blobs.put(idxKey(name), indexed.index, { contentType: 'application/x-git-packed-objects-toc', signal: options.signal });
-      if (repo.idxCache) await saveCachedIndex(repo.idxCache, name, indexed.index).catch(() => {});
+      stored = (async () => {
+        await blobs.put(packKey(name), createReadStream(spill, { highWaterMark: 1 << 20 }), { size, contentType: 'application/x-git-packed-objects', signal: options.signal });
+        await blobs.put(idxKey(name), indexed.index, { contentType: 'application/x-git-packed-objects-toc', signal: options.signal });
+        if (repo.idxCache) await saveCachedIndex(repo.idxCache, name, indexed.index).catch(() => {});
+      })();
+      stored.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
     }
   } catch (err) {
     await rm(spill, { force: true });
@@ -89,10 +97,13 @@ export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uin
     layer: { name, index },
     indexed,
     localPack,
+    stored,
     discard: async () => {
+      await stored.catch(() => {});
       if (!local) await rm(spill, { force: true });
     },
     remove: async () => {
+      await stored.catch(() => {});
       if (!local) await rm(spill, { force: true });
       await blobs.delete(packKey(name));
       await blobs.delete(idxKey(name));
