@@ -4,6 +4,7 @@
 // the session opens, so the refs the plan is made from cannot change under
 // it; the layer is indexed and checked for connectivity before the manifest
 // (and with it every ref) moves.
+import { readFile } from 'node:fs/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { parseTag } from '../core/object.js';
 import type { ObjectId } from '../core/oid.js';
@@ -20,6 +21,9 @@ import type { StoreRepository } from '../store/repository.js';
 import type { PushOptions } from '../transport/remote.js';
 import type { TargetSession } from './endpoints.js';
 import { ZERO_ID } from './plan.js';
+
+/** Packs up to this size are read into memory for the connectivity check. */
+const IN_MEMORY_CHECK = 64 * 1024 * 1024;
 
 /** The capabilities a store target offers (it wants self-contained packs: no-thin). */
 const STORE_CAPABILITIES = new Set(['delete-refs', 'ofs-delta', 'atomic', 'no-thin', 'report-status']);
@@ -72,7 +76,9 @@ export class StoreTargetSession implements TargetSession {
     let reader: PackReader | undefined;
     try {
       if (staged) {
-        reader = PackReader.fromIndex(PackFile.open(staged.localPack), staged.layer.index);
+        // The check reads every new commit and tree: a pack of moderate size is read into memory for it.
+        const packFile = staged.entry.packBytes <= IN_MEMORY_CHECK ? PackFile.fromMemory(await readFile(staged.localPack), staged.localPack) : PackFile.open(staged.localPack);
+        reader = PackReader.fromIndex(packFile, staged.layer.index);
         const tips = [...new Set(options.commands.filter((c) => c.newOid !== ZERO_ID).map((c) => c.newOid))];
         await checkConnectivity(tips, staged.layer, reader, existing, options.signal);
       } else {
@@ -88,6 +94,7 @@ export class StoreTargetSession implements TargetSession {
         else next.set(c.name, { name: c.name, oid: c.newOid, peeled: await peel(c.newOid, reader, staged, existing) });
       }
       const head = options.head !== undefined && /^refs\/[^\s]+$/.test(options.head) ? options.head : undefined;
+      await staged?.stored; // the layer's files are in place before the manifest names them
       await repo.commit({ layer: staged?.entry, refs: [...next.values()], head }, options.signal);
     } catch (err) {
       await staged?.remove().catch(() => {});
