@@ -21,6 +21,16 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./mirror-command.js')).mirrorCommand,
   },
   {
+    name: 'ca',
+    summary: 'A certificate authority for a cluster: CA, node and client certificates with rights',
+    load: async () => (await import('./ca-command.js')).caCommand,
+  },
+  {
+    name: 'token',
+    summary: 'Create, list and revoke access tokens for packferry serve',
+    load: async () => (await import('./token-command.js')).tokenCommand,
+  },
+  {
     name: 'index-pack',
     summary: 'Build the index for a pack (as git index-pack)',
     load: async () => (await import('./pack-commands.js')).indexPackCommand,

@@ -79,6 +79,12 @@ export const ErrorCode = {
   RefRejected: 'ERR_REF_REJECTED',
   /** A ref name fails Git's check-ref-format rules. */
   InvalidRefName: 'ERR_INVALID_REF_NAME',
+
+  // server security (src/server/auth/): certificates, keys, the built-in CA
+  /** A certificate or key cannot be read or used (bad PEM/DER, wrong kind, key and certificate do not match, not issued by the CA). */
+  Certificate: 'ERR_CERTIFICATE',
+  /** A file packferry would create exists already (a CA, a certificate, a key): never overwritten without --force. */
+  AlreadyExists: 'ERR_ALREADY_EXISTS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
