@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { mirror, type MirrorEvent, type MirrorOptions, type MirrorResult } from '../mirror/sync.js';
 import { RefFilter } from '../mirror/ref-filter.js';
+import { lfsSourceFor } from '../mirror/lfs.js';
 import type { TransportOptions } from '../transport/open.js';
 import type { S3Options } from '../store/open.js';
 import { resolveSource, resolveTarget, type EndpointOptions } from './endpoints.js';
@@ -52,6 +53,15 @@ Stores:
     --s3-sse <mode>       server-side encryption: AES256 or aws:kms
     --s3-kms-key-id <id>  KMS key for aws:kms
     --cache-dir <dir>     where layers of an s3:// source are cached while reading
+
+Git LFS (store targets, http(s) sources):
+    --no-lfs              do not mirror Git LFS objects (by default the LFS
+                          objects of new pointer blobs are fetched through the
+                          source's LFS batch API, verified, and stored at
+                          lfs/objects/ before the refs move)
+    --lfs-tolerate-failures
+                          move the refs even if some LFS objects cannot be
+                          fetched (they are listed); by default the sync fails
 
 Many repositories:
     --batch <file>        read "<source> <target>..." lines from a file ('-': stdin);
@@ -122,6 +132,8 @@ export const mirrorCommand: Command = {
         's3-sse': { type: 'string' },
         's3-kms-key-id': { type: 'string' },
         'cache-dir': { type: 'string' },
+        'no-lfs': { type: 'boolean' },
+        'lfs-tolerate-failures': { type: 'boolean' },
         batch: { type: 'string' },
         jobs: { type: 'string', short: 'j' },
         json: { type: 'boolean' },
@@ -187,6 +199,7 @@ export const mirrorCommand: Command = {
           if (jobs.length > 1) return; // concurrent jobs: the report says it all
           if (e.type === 'pack-progress') progress({ title: `Sending objects to ${e.target}`, done: 0, bytes: e.bytes });
           else if (e.type === 'pack-done') progress({ title: `Sending objects to ${e.target}`, done: 0, bytes: e.bytes, finished: true });
+          else if (e.type === 'lfs-progress') progress({ title: 'Fetching LFS objects', done: e.done, total: e.total, bytes: e.bytes, finished: e.done === e.total });
         };
         const options: MirrorOptions = {
           filter,
@@ -198,9 +211,14 @@ export const mirrorCommand: Command = {
           protocolVersion: protocol,
           onEvent,
           signal: controller.signal,
+          lfs: values['no-lfs'] !== true,
+          lfsTolerateFailures: values['lfs-tolerate-failures'] === true,
         };
         try {
-          const source = await resolveSource(job.source, endpointOptions);
+          const resolved = await resolveSource(job.source, endpointOptions);
+          // LFS integration: an http(s) source's LFS objects come from its LFS API, with the same credentials.
+          const lfs = lfsSourceFor(job.source, transportOptions.http);
+          const source = lfs === undefined ? resolved : { ...resolved, lfs };
           const targets = await Promise.all(job.targets.map((t) => resolveTarget(t, endpointOptions)));
           return await mirror(source, targets, options);
         } catch (err) {

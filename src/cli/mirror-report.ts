@@ -2,6 +2,8 @@
 // print_ref_status): one line per ref with a flag, a summary column and the
 // ref names; or JSON for scripts.
 import type { MirrorResult, TargetResult, UpdateResult } from '../mirror/sync.js';
+import type { LfsReport } from '../mirror/lfs.js';
+import { humanBytes } from './progress.js';
 
 /** Git's TRANSPORT_SUMMARY_WIDTH for 7-digit abbreviations. */
 const SUMMARY_WIDTH = 17;
@@ -40,11 +42,28 @@ export function formatUpdate(u: UpdateResult): string {
   }
 }
 
+// --- LFS integration ---
+/** "LFS: 3 objects fetched, 2 already stored, 1.20 MiB", and a line per failed object; nothing when there were no pointers. */
+export function formatLfs(report: LfsReport | undefined, options: { verbose: boolean }): string[] {
+  if (report === undefined || (report.objects === 0 && !options.verbose)) return [];
+  if (report.status === 'skipped') {
+    return [`LFS: ${report.objects} ${report.objects === 1 ? 'object' : 'objects'} not fetched (${report.reason})`];
+  }
+  const lines = [`LFS: ${report.fetched} ${report.fetched === 1 ? 'object' : 'objects'} fetched, ${report.present} already stored, ${humanBytes(report.bytes)}`];
+  const shown = options.verbose ? report.failed : report.failed.slice(0, 10);
+  if (report.failed.length > 0) lines[0] += `, ${report.failed.length} failed`;
+  for (const f of shown) lines.push(` ! [lfs]             ${f.oid} (${f.error.message})`);
+  if (shown.length < report.failed.length) lines.push(` ! [lfs]             ... and ${report.failed.length - shown.length} more (--verbose lists them)`);
+  return lines;
+}
+// --- end LFS integration ---
+
 export function formatTarget(t: TargetResult, options: { dryRun: boolean; verbose: boolean }): string[] {
   const lines = [`To ${t.target}`];
   if (t.error) {
     lines.push(` ! [error]           ${t.error.message}`);
     if (t.error.hint) lines.push(`hint: ${t.error.hint}`);
+    lines.push(...formatLfs(t.lfs, options));
     return lines;
   }
   if (t.updates.length === 0) {
@@ -57,6 +76,7 @@ export function formatTarget(t: TargetResult, options: { dryRun: boolean; verbos
   if (options.verbose) for (const r of t.upToDate) lines.push(` = [up to date]      ${shortRef(r)} -> ${shortRef(r)}`);
   for (const n of t.invalidNames) lines.push(` ! [skipped]         ${JSON.stringify(n)} (not a valid ref name)`);
   if (options.dryRun && t.updates.length > 0) lines.push('(dry run: nothing was changed)');
+  lines.push(...formatLfs(t.lfs, options));
   return lines;
 }
 
@@ -81,6 +101,7 @@ export function mirrorJson(result: MirrorResult): unknown {
       ok: t.ok,
       error: err(t.error),
       pack: t.pack,
+      lfs: lfsJson(t.lfs),
       updates: t.updates.map((u) => ({
         ref: u.name,
         kind: u.kind,
@@ -96,4 +117,11 @@ export function mirrorJson(result: MirrorResult): unknown {
       invalidNames: t.invalidNames,
     })),
   };
+}
+
+/** LFS integration: the JSON form of an LFS report (failures as {oid, size, code, message}). */
+function lfsJson(report: LfsReport | undefined): unknown {
+  if (report === undefined) return undefined;
+  if (report.status === 'skipped') return report;
+  return { ...report, failed: report.failed.map((f) => ({ oid: f.oid, size: f.size, code: f.error.code, message: f.error.message })) };
 }

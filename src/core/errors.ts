@@ -80,6 +80,14 @@ export const ErrorCode = {
   /** A ref name fails Git's check-ref-format rules. */
   InvalidRefName: 'ERR_INVALID_REF_NAME',
 
+  // Git LFS (store/lfs.ts, transport/lfs.ts, mirror/lfs.ts)
+  /** A blob is not a valid Git LFS pointer (pointer spec v1). */
+  LfsPointer: 'ERR_LFS_POINTER',
+  /** The LFS server could not give one object (a per-object error in a batch response, or no download action). */
+  LfsObject: 'ERR_LFS_OBJECT',
+  /** Some LFS objects of a sync could not be fetched or verified: the sync was not committed. */
+  LfsFetchFailed: 'ERR_LFS_FETCH_FAILED',
+
   // server security (src/server/auth/): certificates, keys, the built-in CA
   /** A certificate or key cannot be read or used (bad PEM/DER, wrong kind, key and certificate do not match, not issued by the CA). */
   Certificate: 'ERR_CERTIFICATE',

@@ -9,7 +9,8 @@ import { enumerateObjects } from '../store/walk.js';
 import { generatePack } from '../store/pack-out.js';
 import { ReceivePackClient, UploadPackClient, type FetchedPack, type FetchOptions, type PushOptions, type RemoteRefs } from '../transport/remote.js';
 import type { Transport } from '../transport/types.js';
-import { StoreTargetSession } from './store-target.js';
+import { StoreTargetSession, type BeforeCommitHook } from './store-target.js';
+import type { LfsSource } from './lfs.js';
 
 export interface SourceSession {
   listRefs(prefixes?: string[]): Promise<RemoteRefs>;
@@ -17,10 +18,15 @@ export interface SourceSession {
   close(): Promise<void>;
 }
 
+/** A push to a target; store targets also run `beforeCommit` (LFS integration), Git servers ignore it. */
+export interface TargetPushOptions extends PushOptions {
+  beforeCommit?: BeforeCommitHook;
+}
+
 export interface TargetSession {
   readonly refs: AdvertisedRef[];
   has(capability: string): boolean;
-  push(options: PushOptions): Promise<ReportStatus>;
+  push(options: TargetPushOptions): Promise<ReportStatus>;
   close(): Promise<void>;
 }
 
@@ -34,6 +40,8 @@ export interface MirrorSource {
   /** Refs read cheaply and exactly without opening a session, when possible. */
   peekRefs?(): Promise<PeekedRefs | undefined>;
   connect(options: { protocolVersion: 0 | 1 | 2; signal?: AbortSignal }): Promise<SourceSession>;
+  /** LFS integration: where the source's Git LFS objects come from (http(s) sources; see lfsSourceFor in mirror/lfs.ts). */
+  readonly lfs?: LfsSource;
 }
 
 export interface MirrorTarget {

@@ -18,9 +18,27 @@ import type { WriterLock } from '../store/lock.js';
 import type { LayeredObjects } from '../store/objects.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
 import type { StoreRepository } from '../store/repository.js';
-import type { PushOptions } from '../transport/remote.js';
-import type { TargetSession } from './endpoints.js';
+import type { TargetPushOptions, TargetSession } from './endpoints.js';
 import { ZERO_ID } from './plan.js';
+
+// --- LFS integration (mirror/lfs.ts): a hook between the connectivity check and the commit. ---
+/** A received layer, indexed and connectivity-checked, not yet committed. */
+export interface ReceivedLayer {
+  staged: StagedLayer;
+  /** A reader over the layer's pack (open until the push ends). */
+  reader: PackReader;
+  repo: StoreRepository;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs after a push's new layer is indexed and its connectivity checked, and
+ * before the manifest (with every ref) is committed: work that must be done
+ * before refs can point at the layer (mirroring its Git LFS objects: objects
+ * first, refs last). If it throws, the layer is removed and nothing moves.
+ */
+export type BeforeCommitHook = (layer: ReceivedLayer) => Promise<void>;
+// --- end LFS integration ---
 
 /** Packs up to this size are read into memory for the connectivity check. */
 const IN_MEMORY_CHECK = 64 * 1024 * 1024;
@@ -54,7 +72,7 @@ export class StoreTargetSession implements TargetSession {
     return STORE_CAPABILITIES.has(capability);
   }
 
-  async push(options: PushOptions): Promise<ReportStatus> {
+  async push(options: TargetPushOptions): Promise<ReportStatus> {
     const repo = this.repo;
     const current = new Map(repo.refs.map((r) => [r.name, r]));
     // Compare-and-swap against the refs read under the lock.
@@ -81,6 +99,8 @@ export class StoreTargetSession implements TargetSession {
         reader = PackReader.fromIndex(packFile, staged.layer.index);
         const tips = [...new Set(options.commands.filter((c) => c.newOid !== ZERO_ID).map((c) => c.newOid))];
         await checkConnectivity(tips, staged.layer, reader, existing, options.signal);
+        // LFS integration: the layer's LFS objects are stored before any ref can point at it.
+        if (options.beforeCommit) await options.beforeCommit({ staged, reader, repo, signal: options.signal });
       } else {
         for (const c of options.commands) {
           if (c.newOid !== ZERO_ID && !existing?.has(c.newOid)) {

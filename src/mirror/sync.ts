@@ -16,6 +16,7 @@ import { isTransport, transportSource, transportTarget, type MirrorSource, type 
 import { CommitCollector, type Ancestry } from './ancestry.js';
 import { atticRefFor, hasDirectoryConflict, planSync, ZERO_ID, type RefUpdate } from './plan.js';
 import { RefFilter } from './ref-filter.js';
+import { LfsConnection, lfsBeforeCommit, type LfsReport } from './lfs.js';
 import { createHash } from 'node:crypto';
 
 export interface MirrorOptions {
@@ -33,6 +34,13 @@ export interface MirrorOptions {
   protocolVersion?: 0 | 1 | 2;
   onEvent?: (event: MirrorEvent) => void;
   signal?: AbortSignal;
+  // --- LFS integration (mirror/lfs.ts) ---
+  /** Mirror the Git LFS objects of new blobs into store targets, from http(s) sources (default true). */
+  lfs?: boolean;
+  /** Commit a sync even when LFS objects could not be fetched (they are listed in the result); default false: the sync fails, nothing moves. */
+  lfsTolerateFailures?: boolean;
+  /** LFS downloads at once (default 4). */
+  lfsParallelism?: number;
 }
 
 export type MirrorEvent =
@@ -41,7 +49,8 @@ export type MirrorEvent =
   | { type: 'plan'; target: string; updates: number }
   | { type: 'pack-progress'; target: string; bytes: number; objects?: number }
   | { type: 'pack-done'; target: string; bytes: number; objects?: number }
-  | { type: 'remote-message'; target: string; side: 'source' | 'target'; message: RemoteMessage };
+  | { type: 'remote-message'; target: string; side: 'source' | 'target'; message: RemoteMessage }
+  | { type: 'lfs-progress'; target: string; done: number; total: number; bytes: number };
 
 export type UpdateStatus = 'ok' | 'rejected' | 'planned' | 'failed';
 
@@ -60,6 +69,8 @@ export interface TargetResult {
   upToDate: string[];
   invalidNames: string[];
   pack?: { bytes: number; objects?: number };
+  /** LFS integration: what was done about Git LFS objects (store targets that received a layer, LFS on). */
+  lfs?: LfsReport;
 }
 
 export interface MirrorResult {
@@ -111,6 +122,8 @@ export async function mirror(sourceIn: Transport | MirrorSource, targetsIn: (Tra
   const emit = options.onEvent ?? (() => {});
   const result: MirrorResult = { source: source.displayUrl, ok: true, targets: [] };
   const connection = new SourceConnection(source, options);
+  // LFS integration: one LFS client for the source, shared by the targets.
+  const lfs = options.lfs !== false && source.lfs !== undefined ? new LfsConnection(source.lfs) : undefined;
   let sourceRefs: RemoteRefs;
   try {
     // A local source's refs are read from its files; anything else asks upload-pack.
@@ -127,12 +140,13 @@ export async function mirror(sourceIn: Transport | MirrorSource, targetsIn: (Tra
   try {
     for (let i = 0; i < targets.length; i++) {
       emit({ type: 'target-start', target: targets[i].displayUrl, index: i, of: targets.length });
-      const r = await syncTarget(connection, sourceRefs, targets[i], filter, options, emit);
+      const r = await syncTarget(connection, sourceRefs, targets[i], filter, options, emit, lfs);
       result.targets.push(r);
       if (!r.ok) result.ok = false;
     }
   } finally {
     await connection.close();
+    await lfs?.close();
   }
   return result;
 }
@@ -144,6 +158,7 @@ async function syncTarget(
   filter: RefFilter,
   options: MirrorOptions,
   emit: (e: MirrorEvent) => void,
+  lfs: LfsConnection | undefined,
 ): Promise<TargetResult> {
   const name = target.displayUrl;
   const result: TargetResult = { target: name, ok: true, updates: [], attic: [], upToDate: [], invalidNames: [] };
@@ -262,6 +277,19 @@ async function syncTarget(
       head: sourceRefs.head,
       onProgress: (message) => emit({ type: 'remote-message', target: name, side: 'target', message }),
       signal: options.signal,
+      // LFS integration: store targets mirror the new layer's LFS objects before committing.
+      beforeCommit:
+        options.lfs === false
+          ? undefined
+          : lfsBeforeCommit({
+              connection: lfs,
+              tolerateFailures: options.lfsTolerateFailures,
+              parallelism: options.lfsParallelism,
+              onProgress: (p) => emit({ type: 'lfs-progress', target: name, ...p }),
+              report: (r) => {
+                result.lfs = r;
+              },
+            }),
     });
     // Ends the session (a store target releases its writer lock here; receive-pack has already finished).
     await receive.close();
