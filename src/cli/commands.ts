@@ -21,6 +21,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./mirror-command.js')).mirrorCommand,
   },
   {
+    name: 'store',
+    summary: 'Look at, verify and compact a repository in a packferry store',
+    load: async () => (await import('./store-command.js')).storeCommand,
+  },
+  {
     name: 'ca',
     summary: 'A certificate authority for a cluster: CA, node and client certificates with rights',
     load: async () => (await import('./ca-command.js')).caCommand,

@@ -6,7 +6,11 @@
 // the only live one. Two writers that race both see two files and both back
 // off (then retry after a random pause); a writer that saw only itself is
 // certain any later one sees its file. The holder refreshes its file; one
-// not refreshed for `staleMs` (a crashed writer) is ignored and removed.
+// not refreshed for `staleMs` (a crashed writer) is ignored and removed. A
+// lock file written on this host by a process that no longer runs (a writer
+// killed with SIGKILL, or a machine that rebooted) is removed at once, as
+// Git's `gc` treats its gc.pid: a recycled pid only delays this until the
+// file goes stale.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { PackferryError, ErrorCode } from '../core/errors.js';
@@ -44,7 +48,7 @@ export async function acquireWriterLock(store: BlobStore, options: LockOptions =
     const live = [];
     for (const info of await store.list(KEYS.locks, options.signal)) {
       if (info.key === key) continue;
-      if (now - info.lastModified.getTime() > staleMs) {
+      if (now - info.lastModified.getTime() > staleMs || (await heldByDeadLocalProcess(store, info.key))) {
         await store.delete(info.key).catch(() => {});
         continue;
       }
@@ -53,21 +57,46 @@ export async function acquireWriterLock(store: BlobStore, options: LockOptions =
     if (live.length === 0) return startRefreshing(store, key, body, staleMs);
     await store.delete(key);
     const other = live[0];
-    const text = await store.get(other.key).catch(() => undefined);
-    let owner = 'another writer';
-    try {
-      if (text) owner = (JSON.parse(text.toString()) as { owner?: string; host?: string; pid?: number }).owner ?? owner;
-    } catch {
-      // an unreadable lock file still counts
-    }
+    // An unreadable lock file still counts.
+    const who = await readLockOwner(store, other.key);
+    const owner = who?.owner ? `${who.owner}${who.host ? `, pid ${who.pid} on ${who.host}` : ''}` : 'another writer';
     holder = { key: other.key, owner, since: other.lastModified };
     // Two writers that raced both back off; a random pause lets one of them win the next round.
-    await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400 * (attempt + 1)));
+    if (attempt + 1 < attempts) await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400 * (attempt + 1)));
   }
   throw new PackferryError(ErrorCode.StoreLocked, `${store.description}: another writer (${holder?.owner}) is updating this repository`, {
     details: { lock: holder?.key, since: holder?.since.toISOString() },
     hint: `wait for it to finish; a lock left by a crashed writer expires ${Math.round(staleMs / 60000)} minutes after its last refresh`,
   });
+}
+
+/** What a lock file says about its writer (undefined if unreadable). */
+export async function readLockOwner(store: BlobStore, key: string): Promise<{ owner?: string; host?: string; pid?: number; created?: string } | undefined> {
+  const text = await store.get(key).catch(() => undefined);
+  if (!text) return undefined;
+  try {
+    const body = JSON.parse(text.toString()) as unknown;
+    return body !== null && typeof body === 'object' ? (body as { owner?: string; host?: string; pid?: number; created?: string }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process of this host with this id is running (EPERM: it is, under another user). */
+export function processIsRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A lock file written by a process of this host that has exited. */
+export async function heldByDeadLocalProcess(store: BlobStore, key: string): Promise<boolean> {
+  const body = await readLockOwner(store, key);
+  if (body?.host !== hostname() || typeof body.pid !== 'number' || !Number.isInteger(body.pid) || body.pid <= 0) return false;
+  return body.pid !== process.pid && !processIsRunning(body.pid);
 }
 
 function startRefreshing(store: BlobStore, key: string, body: Buffer, staleMs: number): WriterLock {

@@ -3,7 +3,8 @@
 //   AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL or options; the AWS credential chain);
 // - store://PATH: a directory store, whatever is there now;
 // - a plain PATH is a directory store when it does not exist yet, is empty,
-//   or already holds a packferry store (packferry/manifest.json); a Git
+//   or already holds a packferry store (packferry/manifest.json, or the
+//   packferry/ directory of a first write that was interrupted); a Git
 //   repository there means Git's transport instead (decided by the caller
 //   with `classifyPath`).
 // Object-store code is loaded only when an s3:// address is used.
@@ -30,6 +31,8 @@ export function classifyPath(path: string): 'missing' | 'empty' | 'store' | 'git
   if (entries.length === 0) return 'empty';
   if (existsSync(join(path, 'HEAD')) && existsSync(join(path, 'objects'))) return 'git';
   if (existsSync(join(path, '.git'))) return 'git';
+  // A first write that stopped before its commit point left packferry's own files (its lock) but no manifest yet.
+  if (statSync(join(path, 'packferry'), { throwIfNoEntry: false })?.isDirectory()) return 'store';
   return 'other';
 }
 

@@ -17,8 +17,8 @@ import type { ProgressSink } from '../core/progress.js';
 import { indexPackStream, type BaseResolver, type IndexedPack } from '../pack/indexer.js';
 import { PackIndex } from '../pack/idx.js';
 import { FsBlobStore } from './fs-backend.js';
-import { idxKey, packKey } from './layout.js';
-import type { LayerEntry } from './manifest.js';
+import { idxKey, KEYS, packKey } from './layout.js';
+import { parseManifest, type LayerEntry } from './manifest.js';
 import type { StoreRepository } from './repository.js';
 import { saveCachedIndex, type Layer } from './objects.js';
 
@@ -44,6 +44,18 @@ export interface ReceiveOptions {
   threads?: number;
   progress?: ProgressSink;
   signal?: AbortSignal;
+}
+
+/** Whether the manifest in the store lists `name` as a layer or a retired one (true if it cannot be read). */
+async function namedByManifest(repo: StoreRepository, name: string): Promise<boolean> {
+  try {
+    const bytes = await repo.blobs.get(KEYS.manifest);
+    if (!bytes) return false;
+    const m = parseManifest(bytes);
+    return m.layers.some((l) => l.name === name) || m.retired.some((r) => r.name === name);
+  } catch {
+    return true;
+  }
 }
 
 export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uint8Array>, options: ReceiveOptions = {}): Promise<StagedLayer> {
@@ -105,6 +117,10 @@ export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uin
     remove: async () => {
       await stored.catch(() => {});
       if (!local) await rm(spill, { force: true });
+      // Only a layer the stored manifest does not name: a commit whose answer was lost may have
+      // happened, and a pack identical to one already listed (the same objects sent again) is that
+      // layer. When in doubt the files stay, an orphan for compaction.
+      if (await namedByManifest(repo, name)) return;
       await blobs.delete(packKey(name));
       await blobs.delete(idxKey(name));
     },

@@ -8,7 +8,7 @@
 // point leaves the previous state readable: before 2 the new layer is just
 // an unlisted file (verify reports it, compaction removes it); between 2 and
 // 3 Git's files still describe the previous generation, complete in itself,
-// and the next writer rewrites them first.
+// and the next commit (or compaction) rewrites them all.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PackferryError, ErrorCode } from '../core/errors.js';
@@ -28,6 +28,8 @@ export interface StoreRepositoryOptions {
 
 export class StoreRepository {
   private objectsPromise: Promise<LayeredObjects> | undefined;
+  /** The generation whose Git files this instance wrote completely (none at first: the last writer may have crashed). */
+  private gitFilesWritten: number | undefined;
   readonly files: LayerFiles;
   /** Where an object store's pack indexes are cached locally (undefined for directory stores). */
   readonly idxCache: string | undefined;
@@ -104,13 +106,18 @@ export class StoreRepository {
    */
   async commit(change: { layer?: LayerEntry; layers?: LayerEntry[]; refs: RefEntry[]; head?: string; retired?: Manifest['retired'] }, signal?: AbortSignal): Promise<Manifest> {
     const prev = this.current;
+    // A pack identical to a listed layer (the same objects sent again) is that layer: listed once. A
+    // layer listed again is no longer retired (its files must outlive any grace period).
+    const added = change.layer && !prev.layers.some((l) => l.name === change.layer!.name) ? [change.layer] : [];
+    const layers = change.layers ?? [...added, ...prev.layers];
+    const live = new Set(layers.map((l) => l.name));
     const next: Manifest = {
       ...prev,
       generation: prev.generation + 1,
       head: change.head ?? prev.head,
       refs: [...change.refs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-      layers: change.layers ?? (change.layer ? [change.layer, ...prev.layers] : prev.layers),
-      retired: change.retired ?? prev.retired,
+      layers,
+      retired: (change.retired ?? prev.retired).filter((r) => !live.has(r.name)),
       updated: new Date().toISOString(),
     };
     if (!this.exists || prev.generation === 0) {
@@ -120,7 +127,12 @@ export class StoreRepository {
     await this.blobs.put(KEYS.manifest, serializeManifest(next), { contentType: 'application/json', signal });
     this.current = next;
     this.objectsPromise = undefined;
-    await this.writeGitFiles(next, signal, prev);
+    // Files are skipped as unchanged only when this instance wrote them for `prev`: a writer that
+    // stopped after its commit may have left any of them behind, and only a rewrite repairs them.
+    const trusted = this.gitFilesWritten === prev.generation ? prev : undefined;
+    this.gitFilesWritten = undefined;
+    await this.writeGitFiles(next, signal, trusted);
+    this.gitFilesWritten = next.generation;
     return next;
   }
 
@@ -140,6 +152,30 @@ export class StoreRepository {
     if (!prev || prev.head !== m.head || prev.generation === 0) await this.blobs.put(KEYS.head, Buffer.from(renderHead(m.head)), text);
   }
 
+  /**
+   * Rewrites Git's files if any differs from the manifest (a writer stopped
+   * between its commit and its last step); true if it did. The caller holds
+   * the lock. Costs a read of each file: for maintenance, not every sync.
+   */
+  async repairGitFiles(signal?: AbortSignal): Promise<boolean> {
+    const m = this.current;
+    const expected: [string, string][] = [
+      [KEYS.infoPacks, renderInfoPacks(m.layers.map((l) => l.name))],
+      [KEYS.packedRefs, renderPackedRefs(m.refs)],
+      [KEYS.infoRefs, renderInfoRefs(m.refs)],
+      [KEYS.head, renderHead(m.head)],
+    ];
+    const actual = await Promise.all(expected.map(([key]) => this.blobs.get(key, signal)));
+    if (expected.every(([, text], i) => actual[i]?.toString() === text)) {
+      this.gitFilesWritten = m.generation;
+      return false;
+    }
+    this.gitFilesWritten = undefined;
+    await this.writeGitFiles(m, signal);
+    this.gitFilesWritten = m.generation;
+    return true;
+  }
+
   /** Creates an empty repository (a manifest of generation 0 and Git's files), if there is none. */
   async init(options: { head?: string; signal?: AbortSignal } = {}): Promise<void> {
     if (this.exists) return;
@@ -148,6 +184,7 @@ export class StoreRepository {
     await this.blobs.put(KEYS.manifest, serializeManifest(m), { contentType: 'application/json', signal: options.signal });
     this.current = m;
     await this.writeGitFiles(m, options.signal);
+    this.gitFilesWritten = m.generation;
   }
 
   refValue(name: string): ObjectId | undefined {

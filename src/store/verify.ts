@@ -1,0 +1,716 @@
+// Checking a repository in a store end to end (`packferry store verify`),
+// what `git fsck` and `git verify-pack` are to a Git repository:
+//
+// 1. the manifest parses, names each layer once, and never names a layer
+//    both live and retired;
+// 2. each layer's pack and index exist with the sizes the manifest records,
+//    the index parses (its own checksum included) and belongs to the pack
+//    (the pack checksum it records is the layer's name), and the pack's
+//    header and trailing checksum are right (every byte of the pack is
+//    hashed); with `full`, the pack is indexed afresh and the result compared
+//    with the stored index (git verify-pack), which checks every object;
+// 3. every ref's closure is complete across the layers: a walk from all refs
+//    reads every commit, tree and tag (re-hashing each against its id and
+//    checking its type) and finds every blob; annotated tags' peeled values
+//    are what the manifest records;
+// 4. Git's derived files (objects/info/packs, packed-refs, info/refs, HEAD)
+//    agree with the manifest. Files that lag behind it but still describe a
+//    complete older state (a writer stopped between its commit and its last
+//    step) are a warning: every reader still sees a consistent repository,
+//    and the next write rewrites them. Files that name a missing pack or an
+//    object in none of the listed packs are an error;
+// 5. files no manifest names (orphans of an interrupted write) are
+//    warnings, as are stale lock files;
+// 6. LFS objects sit under their own names (with `full`, their SHA-256 is
+//    checked).
+//
+// Errors make the report not ok; warnings do not (unless the caller is
+// strict). Layers of an object store are downloaded once, into a temporary
+// directory removed at the end, and hashed on the way: the check reads the
+// store's bytes, never a local cache's.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { throwIfAborted } from '../core/abort.js';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { FileMode, hashObject, iterateTree, objectTypeFromPackType, parseCommitLinks, parseTag, type ObjectType } from '../core/object.js';
+import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
+import type { ProgressSink } from '../core/progress.js';
+import { PACK_HEADER_SIZE, PackObjectType } from '../pack/format.js';
+import { PackIndex } from '../pack/idx.js';
+import { verifyPack } from '../pack/verify.js';
+import type { BlobInfo, BlobStore } from './backend.js';
+import { FsBlobStore } from './fs-backend.js';
+import { idxKey, KEYS, lfsKey, packKey, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs } from './layout.js';
+import { heldByDeadLocalProcess, readLockOwner } from './lock.js';
+import { parseManifest, type Manifest } from './manifest.js';
+import { LayeredObjects, type Layer, type LayerFiles } from './objects.js';
+
+export type ProblemSeverity = 'error' | 'warning';
+
+/** What kind of problem, for scripts (stable names). */
+export type ProblemKind =
+  | 'manifest'
+  | 'missing-file'
+  | 'size-mismatch'
+  | 'bad-index'
+  | 'bad-pack'
+  | 'index-mismatch'
+  | 'missing-object'
+  | 'bad-object'
+  | 'bad-ref'
+  | 'stale-git-file'
+  | 'bad-git-file'
+  | 'orphan'
+  | 'lock'
+  | 'lfs';
+
+export interface StoreProblem {
+  severity: ProblemSeverity;
+  kind: ProblemKind;
+  message: string;
+  /** The store key concerned, if one. */
+  key?: string;
+  oid?: ObjectId;
+}
+
+export interface VerifyStoreOptions {
+  /** Also index every pack afresh and compare with its index, and hash every LFS object. */
+  full?: boolean;
+  /** Threads for indexing with `full`. */
+  threads?: number;
+  /** Where an object store's layers are downloaded while checked (default: the OS temporary directory). */
+  workDir?: string;
+  /** A lock file not refreshed for this long is reported as stale (default 10 minutes, as the lock's own). */
+  staleLockMs?: number;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface VerifyStoreReport {
+  /** No errors (warnings allowed). */
+  ok: boolean;
+  store: string;
+  generation?: number;
+  layers: number;
+  /** Objects in the listed layers (duplicates across layers counted once per layer). */
+  objects: number;
+  refs: number;
+  /** Distinct objects reached from the refs. */
+  reachable: number;
+  /** Layers whose index was rebuilt from the pack (`full`). */
+  indexed: number;
+  /** Retired layers whose files are still there (kept for the grace period). */
+  retiredPresent: number;
+  lfsObjects: number;
+  /** LFS objects whose SHA-256 was checked (`full`). */
+  lfsChecked: number;
+  problems: StoreProblem[];
+}
+
+/** Most messages of one kind about individual objects; the rest are counted. */
+const MAX_OBJECT_MESSAGES = 20;
+const DEFAULT_STALE_LOCK_MS = 10 * 60 * 1000;
+const LAYER_NAME = /^pack-[0-9a-f]{40}$/;
+const LFS_KEY = /^lfs\/objects\/([0-9a-f]{2})\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
+
+class Problems {
+  readonly list: StoreProblem[] = [];
+  private readonly perKind = new Map<ProblemKind, number>();
+
+  add(severity: ProblemSeverity, kind: ProblemKind, message: string, extra: { key?: string; oid?: ObjectId } = {}): void {
+    const n = (this.perKind.get(kind) ?? 0) + 1;
+    this.perKind.set(kind, n);
+    if ((kind === 'missing-object' || kind === 'bad-object') && n > MAX_OBJECT_MESSAGES) return;
+    this.list.push({ severity, kind, message, ...extra });
+  }
+
+  error(kind: ProblemKind, message: string, extra?: { key?: string; oid?: ObjectId }): void {
+    this.add('error', kind, message, extra);
+  }
+
+  warning(kind: ProblemKind, message: string, extra?: { key?: string; oid?: ObjectId }): void {
+    this.add('warning', kind, message, extra);
+  }
+
+  /** Adds "... and N more" for kinds whose messages were capped. */
+  finish(): StoreProblem[] {
+    for (const kind of ['missing-object', 'bad-object'] as const) {
+      const n = this.perKind.get(kind) ?? 0;
+      if (n > MAX_OBJECT_MESSAGES) this.list.push({ severity: 'error', kind, message: `... and ${n - MAX_OBJECT_MESSAGES} more ${kind === 'missing-object' ? 'missing' : 'bad'} objects` });
+    }
+    return this.list;
+  }
+}
+
+function age(info: BlobInfo, now: number): string {
+  const s = Math.max(0, Math.round((now - info.lastModified.getTime()) / 1000));
+  if (s < 120) return `${s} s old`;
+  if (s < 7200) return `${Math.round(s / 60)} min old`;
+  return `${Math.round(s / 3600)} h old`;
+}
+
+/** Local paths of the layers' packs (in place for a directory store, downloaded otherwise). */
+class CheckedLayerFiles implements LayerFiles {
+  readonly paths = new Map<string, string>();
+  async packPath(name: string): Promise<string> {
+    const path = this.paths.get(name);
+    if (path === undefined) throw new PackferryError(ErrorCode.Internal, `layer ${name} was not fetched for checking`);
+    return path;
+  }
+}
+
+interface PackCheck {
+  /** The pack's header and trailer are right and its bytes hash to its name. */
+  intact: boolean;
+  objectCount?: number;
+}
+
+/**
+ * Hashes a pack as it streams past (and, for an object store, writes it to
+ * `copyTo`): checks the header, that the trailing checksum is the hash of
+ * everything before it, and that it is the layer's name.
+ */
+async function checkPackBytes(
+  body: AsyncIterable<Uint8Array>,
+  copyTo: string | undefined,
+  name: string,
+  problems: Problems,
+  signal?: AbortSignal,
+): Promise<PackCheck> {
+  const hash = createHash('sha1');
+  let tail = Buffer.alloc(0);
+  let header = Buffer.alloc(0);
+  let total = 0;
+  async function* tap(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+    for await (const c of source) {
+      throwIfAborted(signal);
+      const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+      total += chunk.length;
+      if (header.length < PACK_HEADER_SIZE) header = Buffer.concat([header, chunk.subarray(0, PACK_HEADER_SIZE - header.length)]);
+      // Everything but the last 20 bytes seen so far goes into the hash.
+      if (chunk.length >= 20) {
+        hash.update(tail);
+        hash.update(chunk.subarray(0, chunk.length - 20));
+        tail = Buffer.from(chunk.subarray(chunk.length - 20));
+      } else {
+        const joined = Buffer.concat([tail, chunk]);
+        hash.update(joined.subarray(0, joined.length - 20 < 0 ? 0 : joined.length - 20));
+        tail = joined.subarray(Math.max(0, joined.length - 20));
+      }
+      yield chunk;
+    }
+  }
+  const key = packKey(name);
+  if (copyTo !== undefined) {
+    await pipeline(Readable.from(body), tap, createWriteStream(copyTo), { signal });
+  } else {
+    for await (const _ of tap(body)) {
+      // consumed for the hash
+    }
+  }
+  if (total < PACK_HEADER_SIZE + 20) {
+    problems.error('bad-pack', `layer ${name}: the pack is truncated (${total} bytes)`, { key });
+    return { intact: false };
+  }
+  let intact = true;
+  if (header.toString('latin1', 0, 4) !== 'PACK') {
+    problems.error('bad-pack', `layer ${name}: not a pack (bad signature)`, { key });
+    return { intact: false };
+  }
+  const version = header.readUInt32BE(4);
+  if (version !== 2 && version !== 3) {
+    problems.error('bad-pack', `layer ${name}: unsupported pack version ${version}`, { key });
+    intact = false;
+  }
+  const digest = hash.digest();
+  if (!digest.equals(tail)) {
+    problems.error('bad-pack', `layer ${name}: pack checksum mismatch (the trailer says ${tail.toString('hex')}, the bytes hash to ${digest.toString('hex')}): the pack is corrupt`, { key });
+    intact = false;
+  } else if (`pack-${tail.toString('hex')}` !== name) {
+    problems.error('bad-pack', `layer ${name}: the pack stored under this name is pack-${tail.toString('hex')}`, { key });
+    intact = false;
+  }
+  return { intact, objectCount: header.readUInt32BE(8) };
+}
+
+/** "<oid> <name>" lines of packed-refs (peeled "^" lines and the header skipped); undefined if malformed. */
+function parsePackedRefs(text: string): Map<string, ObjectId> | undefined {
+  const refs = new Map<string, ObjectId>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith('^')) {
+      if (!/^\^[0-9a-f]{40}$/.test(line)) return undefined;
+      continue;
+    }
+    const m = /^([0-9a-f]{40}) (\S+)$/.exec(line);
+    if (!m) return undefined;
+    refs.set(m[2], m[1]);
+  }
+  return refs;
+}
+
+/** "<oid>\t<name>" lines of info/refs ("^{}" peeled lines skipped); undefined if malformed. */
+function parseInfoRefs(text: string): Map<string, ObjectId> | undefined {
+  const refs = new Map<string, ObjectId>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const m = /^([0-9a-f]{40})\t(\S+)$/.exec(line);
+    if (!m) return undefined;
+    if (!m[2].endsWith('^{}')) refs.set(m[2], m[1]);
+  }
+  return refs;
+}
+
+/** Pack names ("pack-<hex>") listed in objects/info/packs; undefined if malformed. */
+function parseInfoPacks(text: string): string[] | undefined {
+  const names: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const m = /^P (pack-[0-9a-f]{40})\.pack$/.exec(line);
+    if (!m) return undefined;
+    names.push(m[1]);
+  }
+  return names;
+}
+
+/** Verifies the repository stored in `blobs`. Throws ERR_NOT_FOUND if there is no store there at all. */
+export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions = {}): Promise<VerifyStoreReport> {
+  const signal = options.signal;
+  const problems = new Problems();
+  const now = Date.now();
+  const report: VerifyStoreReport = {
+    ok: false,
+    store: blobs.description,
+    layers: 0,
+    objects: 0,
+    refs: 0,
+    reachable: 0,
+    indexed: 0,
+    retiredPresent: 0,
+    lfsObjects: 0,
+    lfsChecked: 0,
+    problems: [],
+  };
+  // The manifest first, then the files: a layer a writer adds meanwhile is at worst an orphan here,
+  // while a listed layer's files outlive its retirement by the grace period.
+  const manifestBytes = await blobs.get(KEYS.manifest, signal);
+  const packFiles = new Map((await blobs.list('objects/pack/', signal)).map((i) => [i.key, i]));
+  if (manifestBytes === undefined) {
+    // Git's files without a manifest: the manifest was lost. Only layers, config and locks: a first write
+    // stopped before its commit point, and the repository is (still) empty.
+    const gitFiles = [];
+    for (const key of [KEYS.head, KEYS.packedRefs, KEYS.infoRefs, KEYS.infoPacks]) if (await blobs.head(key, signal)) gitFiles.push(key);
+    const config = await blobs.head(KEYS.config, signal);
+    const locks = await blobs.list(KEYS.locks, signal);
+    if (gitFiles.length === 0 && packFiles.size === 0 && !config && locks.length === 0) {
+      throw new PackferryError(ErrorCode.NotFound, `${blobs.description}: no packferry store here (no ${KEYS.manifest})`);
+    }
+    if (gitFiles.length > 0) {
+      problems.error('manifest', `${KEYS.manifest} is missing, but Git's files (${gitFiles.join(', ')}) are there: the manifest was lost`, { key: KEYS.manifest });
+    } else {
+      report.generation = 0;
+      reportLeftovers(packFiles, new Set(), problems, now);
+      await reportLocks(blobs, problems, now, options);
+    }
+    report.problems = problems.finish();
+    report.ok = report.problems.every((p) => p.severity !== 'error');
+    return report;
+  }
+  let manifest: Manifest;
+  try {
+    manifest = parseManifest(manifestBytes);
+  } catch (err) {
+    if (!(err instanceof PackferryError) || err.code === ErrorCode.Usage) throw err;
+    problems.error('manifest', err.message, { key: KEYS.manifest });
+    report.problems = problems.finish();
+    return report;
+  }
+  report.generation = manifest.generation;
+  report.layers = manifest.layers.length;
+  report.refs = manifest.refs.length;
+
+  // 1. The manifest's own consistency.
+  const live = new Set<string>();
+  for (const l of manifest.layers) {
+    if (live.has(l.name)) problems.error('manifest', `layer ${l.name} is listed twice`, { key: KEYS.manifest });
+    live.add(l.name);
+  }
+  const retired = new Set<string>();
+  for (const r of manifest.retired) {
+    if (typeof r.name !== 'string' || !LAYER_NAME.test(r.name)) {
+      problems.error('manifest', `bad retired layer name ${JSON.stringify(r.name)}`, { key: KEYS.manifest });
+      continue;
+    }
+    if (live.has(r.name)) {
+      problems.error('manifest', `layer ${r.name} is both listed and retired: compaction would delete a live layer`, { key: KEYS.manifest });
+    }
+    retired.add(r.name);
+    if (packFiles.has(packKey(r.name)) || packFiles.has(idxKey(r.name))) report.retiredPresent++;
+  }
+  const names = new Set<string>();
+  for (const r of manifest.refs) {
+    if (names.has(r.name)) problems.error('manifest', `ref ${r.name} is listed twice`, { key: KEYS.manifest });
+    names.add(r.name);
+  }
+  if (manifest.refs.length > 0 && !names.has(manifest.head)) {
+    problems.warning('bad-ref', `HEAD names ${manifest.head}, which does not exist: clones will not check out a branch`);
+  }
+
+  // 2. Layers.
+  const local = blobs instanceof FsBlobStore;
+  const workDir = local ? undefined : await mkdtemp(join(options.workDir ?? tmpdir(), 'packferry-verify-'));
+  const files = new CheckedLayerFiles();
+  const readable: Layer[] = [];
+  let objects: LayeredObjects | undefined;
+  try {
+    let done = 0;
+    for (const l of manifest.layers) {
+      throwIfAborted(signal);
+      options.progress?.({ title: 'Checking layers', done, total: manifest.layers.length });
+      done++;
+      const pk = packKey(l.name);
+      const ik = idxKey(l.name);
+      const packInfo = packFiles.get(pk);
+      const idxInfo = packFiles.get(ik);
+      if (!packInfo) problems.error('missing-file', `layer ${l.name}: ${pk} is missing`, { key: pk });
+      else if (packInfo.size !== l.packBytes) problems.error('size-mismatch', `layer ${l.name}: the pack is ${packInfo.size} bytes, the manifest says ${l.packBytes}`, { key: pk });
+      if (!idxInfo) problems.error('missing-file', `layer ${l.name}: ${ik} is missing`, { key: ik });
+      else if (idxInfo.size !== l.idxBytes) problems.error('size-mismatch', `layer ${l.name}: the index is ${idxInfo.size} bytes, the manifest says ${l.idxBytes}`, { key: ik });
+
+      let index: PackIndex | undefined;
+      let idxBytes: Buffer | undefined;
+      if (idxInfo) {
+        idxBytes = await blobs.get(ik, signal);
+        if (idxBytes === undefined) {
+          problems.error('missing-file', `layer ${l.name}: ${ik} is missing`, { key: ik });
+        } else {
+          try {
+            index = PackIndex.parse(idxBytes);
+          } catch (err) {
+            if (!(err instanceof PackferryError)) throw err;
+            problems.error('bad-index', `layer ${l.name}: ${err.message}`, { key: ik });
+          }
+        }
+      }
+      if (index) {
+        if (`pack-${index.packChecksum.toString('hex')}` !== l.name) {
+          problems.error('bad-index', `layer ${l.name}: the index belongs to another pack (pack-${index.packChecksum.toString('hex')})`, { key: ik });
+        }
+        if (index.count !== l.objects) problems.error('manifest', `layer ${l.name}: the index lists ${index.count} objects, the manifest says ${l.objects}`, { key: KEYS.manifest });
+        report.objects += index.count;
+      }
+      if (!packInfo) continue;
+      let packPath: string;
+      let check: PackCheck;
+      if (local) {
+        packPath = join(blobs.root, 'objects', 'pack', `${l.name}.pack`);
+        check = await checkPackBytes(createReadStream(packPath, { highWaterMark: 1 << 20 }), undefined, l.name, problems, signal);
+      } else {
+        const body = await blobs.getStream(pk, signal);
+        if (!body) {
+          problems.error('missing-file', `layer ${l.name}: ${pk} is missing`, { key: pk });
+          continue;
+        }
+        packPath = join(workDir!, `${l.name}.pack`);
+        check = await checkPackBytes(body, packPath, l.name, problems, signal);
+      }
+      if (index && check.objectCount !== undefined && check.objectCount !== index.count) {
+        problems.error('index-mismatch', `layer ${l.name}: the pack holds ${check.objectCount} objects, its index lists ${index.count}`, { key: pk });
+      }
+      files.paths.set(l.name, packPath);
+      if (options.full && index && idxBytes && check.intact) {
+        const idxPath = local ? join(blobs.root, 'objects', 'pack', `${l.name}.idx`) : join(workDir!, `${l.name}.idx`);
+        if (!local) await writeFile(idxPath, idxBytes);
+        try {
+          const result = await verifyPack(packPath, idxPath, { threads: options.threads, signal });
+          report.indexed++;
+          for (const p of result.problems) problems.error('index-mismatch', `layer ${l.name}: ${p}`, { key: ik });
+        } catch (err) {
+          if (!(err instanceof PackferryError) || err.code === ErrorCode.Aborted) throw err;
+          problems.error('bad-pack', `layer ${l.name}: ${err.message}`, { key: pk });
+        }
+      }
+      // A pack that fails its checksum is still walked: the walk then names the objects that are damaged.
+      if (index) readable.push({ name: l.name, index });
+    }
+    options.progress?.({ title: 'Checking layers', done, total: manifest.layers.length, finished: true });
+
+    // 3. Every ref's closure.
+    objects = new LayeredObjects(readable, files);
+    report.reachable = await walkRefs(objects, manifest, problems, options);
+
+    // 4. Git's files.
+    await checkGitFiles(blobs, manifest, objects, packFiles, problems, signal);
+  } finally {
+    await objects?.close();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  }
+
+  // 5. Files nobody lists, and locks of writers that died.
+  reportLeftovers(packFiles, new Set([...live, ...retired]), problems, now);
+  await reportLocks(blobs, problems, now, options);
+
+  // 6. LFS objects.
+  await checkLfs(blobs, report, problems, options);
+
+  report.problems = problems.finish();
+  report.ok = report.problems.every((p) => p.severity !== 'error');
+  return report;
+}
+
+/** Files under objects/pack/ that belong to no listed layer: orphans of interrupted writes. */
+function reportLeftovers(packFiles: Map<string, BlobInfo>, listed: Set<string>, problems: Problems, now: number): void {
+  for (const [key, info] of packFiles) {
+    const m = /^objects\/pack\/(pack-[0-9a-f]{40})\.(pack|idx)$/.exec(key);
+    if (m && listed.has(m[1])) continue;
+    const what = m ? 'is not listed in the manifest' : 'is not part of the store';
+    problems.warning('orphan', `${key} ${what} (${age(info, now)}): left by an interrupted write; \`packferry store compact\` deletes it once older than the grace period`, { key });
+  }
+}
+
+/** Lock files of writers that died (not refreshed, or of a process of this host that is gone). */
+async function reportLocks(blobs: BlobStore, problems: Problems, now: number, options: VerifyStoreOptions): Promise<void> {
+  const staleMs = options.staleLockMs ?? DEFAULT_STALE_LOCK_MS;
+  for (const info of await blobs.list(KEYS.locks, options.signal)) {
+    if (now - info.lastModified.getTime() > staleMs) {
+      problems.warning('lock', `${info.key} is a writer lock not refreshed for ${age(info, now).replace(' old', '')}: its writer died; the next writer removes it`, { key: info.key });
+    } else if (await heldByDeadLocalProcess(blobs, info.key)) {
+      const who = await readLockOwner(blobs, info.key);
+      problems.warning('lock', `${info.key} is a writer lock of pid ${who?.pid}, which no longer runs on this host: the next writer removes it`, { key: info.key });
+    }
+  }
+}
+
+/** Walks from every ref; returns how many distinct objects were reached. */
+async function walkRefs(objects: LayeredObjects, manifest: Manifest, problems: Problems, options: VerifyStoreOptions): Promise<number> {
+  const marks = new Map<Layer, Uint8Array>();
+  let reached = 0;
+  /** Marks an object seen; false if it was seen before. */
+  const mark = (layer: Layer, position: number): boolean => {
+    let map = marks.get(layer);
+    if (!map) {
+      map = new Uint8Array(layer.index.count);
+      marks.set(layer, map);
+    }
+    if (map[position]) return false;
+    map[position] = 1;
+    reached++;
+    return true;
+  };
+  interface Item {
+    oid: ObjectId;
+    expect?: ObjectType;
+    from: string;
+  }
+  const stack: Item[] = [];
+  const missing = (oid: ObjectId, from: string) => problems.error('missing-object', `object ${oid} is missing (${from})`, { oid });
+  const visit = async (item: Item): Promise<void> => {
+    const hit = objects.locateRaw(oidFromHex(item.oid));
+    if (!hit) return missing(item.oid, item.from);
+    if (!mark(hit.layer, hit.position)) return;
+    let obj;
+    try {
+      const reader = await objects.reader(hit.layer);
+      obj = reader.readAt(hit.layer.index.offsetAt(hit.position));
+    } catch (err) {
+      if (!(err instanceof PackferryError)) throw err;
+      return problems.error('bad-object', `object ${item.oid} in layer ${hit.layer.name} cannot be read: ${err.message}`, { oid: item.oid });
+    }
+    const type = objectTypeFromPackType(obj.type);
+    if (hashObject(type, obj.data) !== item.oid) {
+      return problems.error('bad-object', `object ${item.oid} in layer ${hit.layer.name} is corrupt: its content hashes to ${hashObject(type, obj.data)}`, { oid: item.oid });
+    }
+    if (item.expect !== undefined && type !== item.expect) {
+      return problems.error('bad-object', `object ${item.oid} is a ${type}, but ${item.from} says it is a ${item.expect}`, { oid: item.oid });
+    }
+    try {
+      switch (obj.type) {
+        case PackObjectType.Commit: {
+          const links = parseCommitLinks(obj.data);
+          const from = `parent of commit ${item.oid}`;
+          stack.push({ oid: links.tree, expect: 'tree', from: `tree of commit ${item.oid}` });
+          for (const p of links.parents) stack.push({ oid: p, expect: 'commit', from });
+          break;
+        }
+        case PackObjectType.Tree: {
+          for (const entry of iterateTree(obj.data)) {
+            if (entry.mode === FileMode.gitlink) continue; // a submodule's commit lives in another repository
+            if (entry.mode === FileMode.tree) {
+              stack.push({ oid: oidToHex(entry.oid), expect: 'tree', from: `entry ${JSON.stringify(entry.name.toString('utf8'))} of tree ${item.oid}` });
+              continue;
+            }
+            const blob = objects.locateRaw(entry.oid);
+            if (!blob) missing(oidToHex(entry.oid), `blob ${JSON.stringify(entry.name.toString('utf8'))} of tree ${item.oid}`);
+            else mark(blob.layer, blob.position);
+          }
+          break;
+        }
+        case PackObjectType.Tag: {
+          const tag = parseTag(obj.data);
+          stack.push({ oid: tag.object, expect: tag.objectType, from: `target of tag ${item.oid}` });
+          break;
+        }
+        default:
+          break;
+      }
+    } catch (err) {
+      if (!(err instanceof PackferryError)) throw err;
+      problems.error('bad-object', `${type} ${item.oid} is malformed: ${err.message}`, { oid: item.oid });
+    }
+  };
+  let refsDone = 0;
+  for (const ref of manifest.refs) {
+    throwIfAborted(options.signal);
+    stack.push({ oid: ref.oid, from: `ref ${ref.name}` });
+    while (stack.length > 0) {
+      if ((reached & 0xfff) === 0) throwIfAborted(options.signal);
+      await visit(stack.pop()!);
+    }
+    options.progress?.({ title: 'Checking connectivity', done: ++refsDone, total: manifest.refs.length });
+    await checkPeeled(objects, ref, problems);
+  }
+  options.progress?.({ title: 'Checking connectivity', done: refsDone, total: manifest.refs.length, finished: true });
+  return reached;
+}
+
+/** The manifest's peeled value of a ref is where its chain of tags ends (undefined for a ref that is not a tag). */
+async function checkPeeled(objects: LayeredObjects, ref: Manifest['refs'][number], problems: Problems): Promise<void> {
+  let cur = ref.oid;
+  let depth = 0;
+  for (; depth < 64; depth++) {
+    let obj;
+    try {
+      obj = await objects.tryRead(cur);
+    } catch {
+      return; // reported by the walk
+    }
+    if (!obj) return; // reported by the walk
+    if (obj.type !== PackObjectType.Tag) break;
+    try {
+      cur = parseTag(obj.data).object;
+    } catch {
+      return;
+    }
+  }
+  const actual = depth === 0 ? undefined : cur;
+  if (actual !== ref.peeled) {
+    problems.error(
+      'bad-ref',
+      actual === undefined
+        ? `ref ${ref.name} is not an annotated tag, but the manifest records a peeled value ${ref.peeled}`
+        : `ref ${ref.name} peels to ${actual}, but the manifest records ${ref.peeled ?? 'none'}: packed-refs and info/refs mislead clients`,
+    );
+  }
+}
+
+/** Git's files against the manifest: identical, stale but consistent (a warning), or broken (an error). */
+async function checkGitFiles(
+  blobs: BlobStore,
+  manifest: Manifest,
+  objects: LayeredObjects,
+  packFiles: Map<string, BlobInfo>,
+  problems: Problems,
+  signal?: AbortSignal,
+): Promise<void> {
+  const stale = (key: string, why: string) =>
+    problems.warning('stale-git-file', `${key} ${why}; Git's clients still see an older, complete state: the next sync that changes something, or \`packferry store compact\`, rewrites it`, { key });
+  const text = async (key: string) => (await blobs.get(key, signal))?.toString('utf8');
+
+  // objects/info/packs: the packs a dumb-HTTP client fetches from.
+  let listedPacks: string[] = manifest.layers.map((l) => l.name);
+  const infoPacks = await text(KEYS.infoPacks);
+  if (infoPacks === undefined) {
+    stale(KEYS.infoPacks, 'is missing');
+  } else if (infoPacks !== renderInfoPacks(listedPacks)) {
+    const parsed = parseInfoPacks(infoPacks);
+    if (parsed === undefined) {
+      problems.error('bad-git-file', `${KEYS.infoPacks} is malformed: dumb-HTTP clients cannot read it`, { key: KEYS.infoPacks });
+    } else {
+      const absent = parsed.filter((n) => !packFiles.has(packKey(n)) || !packFiles.has(idxKey(n)));
+      for (const n of absent) problems.error('bad-git-file', `${KEYS.infoPacks} lists ${n}, whose files are missing: dumb-HTTP clones fail`, { key: KEYS.infoPacks });
+      if (absent.length === 0) stale(KEYS.infoPacks, `lists other packs than the manifest (${parsed.length} listed, ${listedPacks.length} in the manifest)`);
+      listedPacks = parsed;
+    }
+  }
+
+  // Packs Git's files may rely on that are not layers (retired or orphaned): their indexes, for presence checks.
+  const extra: PackIndex[] = [];
+  const liveNames = new Set(manifest.layers.map((l) => l.name));
+  for (const n of listedPacks) {
+    if (liveNames.has(n)) continue;
+    const bytes = await blobs.get(idxKey(n), signal);
+    if (!bytes) continue;
+    try {
+      extra.push(PackIndex.parse(bytes));
+    } catch {
+      problems.error('bad-git-file', `${KEYS.infoPacks} lists ${n}, whose index is corrupt`, { key: idxKey(n) });
+    }
+  }
+  const present = (oid: ObjectId): boolean => {
+    const raw = oidFromHex(oid);
+    return objects.hasRaw(raw) || extra.some((ix) => ix.findRaw(raw) >= 0);
+  };
+
+  const checkRefsFile = async (key: string, expected: string, parse: (t: string) => Map<string, ObjectId> | undefined) => {
+    const actual = await text(key);
+    if (actual === undefined) return stale(key, 'is missing');
+    if (actual === expected) return;
+    const refs = parse(actual);
+    if (refs === undefined) {
+      problems.error('bad-git-file', `${key} is malformed`, { key });
+      return;
+    }
+    const current = new Map(manifest.refs.map((r) => [r.name, r.oid]));
+    let differ = 0;
+    for (const [name, oid] of refs) if (current.get(name) !== oid) differ++;
+    for (const name of current.keys()) if (!refs.has(name)) differ++;
+    const broken = [...refs].filter(([, oid]) => !present(oid));
+    for (const [name, oid] of broken) {
+      problems.error('bad-git-file', `${key} says ${name} is ${oid}, which is in none of the packs: Git's clients fail`, { key, oid });
+    }
+    if (broken.length === 0) stale(key, differ === 0 ? 'differs from the manifest in form only' : `is behind the manifest (${differ} ref${differ === 1 ? '' : 's'} differ)`);
+  };
+  await checkRefsFile(KEYS.packedRefs, renderPackedRefs(manifest.refs), parsePackedRefs);
+  await checkRefsFile(KEYS.infoRefs, renderInfoRefs(manifest.refs), parseInfoRefs);
+
+  const head = await text(KEYS.head);
+  if (head === undefined) stale(KEYS.head, 'is missing');
+  else if (head !== renderHead(manifest.head)) {
+    if (!/^ref: refs\/\S+\n?$/.test(head)) problems.error('bad-git-file', `${KEYS.head} is malformed: ${JSON.stringify(head.slice(0, 80))}`, { key: KEYS.head });
+    else stale(KEYS.head, `names ${head.slice(5).trim()}, the manifest ${manifest.head}`);
+  }
+  if ((await blobs.head(KEYS.config, signal)) === undefined) {
+    problems.warning('missing-file', `${KEYS.config} is missing: Git assumes the defaults`, { key: KEYS.config });
+  }
+  if (blobs instanceof FsBlobStore && !(await stat(join(blobs.root, 'refs')).then((s) => s.isDirectory(), () => false))) {
+    problems.error('missing-file', `refs/ is missing: \`git clone\` of the directory does not recognise it as a repository`, { key: 'refs' });
+  }
+}
+
+async function checkLfs(blobs: BlobStore, report: VerifyStoreReport, problems: Problems, options: VerifyStoreOptions): Promise<void> {
+  const signal = options.signal;
+  for (const info of await blobs.list(KEYS.lfs, signal)) {
+    const m = LFS_KEY.exec(info.key);
+    if (!m || m[1] !== m[3].slice(0, 2) || m[2] !== m[3].slice(2, 4)) {
+      problems.warning('lfs', `${info.key} is not where an LFS object belongs (lfs/objects/<aa>/<bb>/<sha256>)`, { key: info.key });
+      continue;
+    }
+    report.lfsObjects++;
+    if (!options.full) continue;
+    const body = await blobs.getStream(lfsKey(m[3]), signal);
+    if (!body) {
+      problems.error('lfs', `${info.key} vanished while being checked`, { key: info.key });
+      continue;
+    }
+    const hash = createHash('sha256');
+    for await (const chunk of body) hash.update(chunk);
+    const digest = hash.digest('hex');
+    report.lfsChecked++;
+    if (digest !== m[3]) problems.error('lfs', `LFS object ${m[3]} is corrupt: its content hashes to ${digest}`, { key: info.key });
+  }
+}
