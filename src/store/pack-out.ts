@@ -10,12 +10,24 @@ import { isDeltaType } from '../pack/format.js';
 import type { LayeredObjects } from './objects.js';
 import type { Enumeration } from './walk.js';
 
+/** What a generated pack holds, counted as it is written (pack-objects' "Total" line). */
+export interface PackStats {
+  /** Entries written. */
+  objects: number;
+  /** Entries written as deltas. */
+  deltas: number;
+  /** Entries copied as stored (the rest were deltas sent whole). */
+  reused: number;
+}
+
 export interface GeneratePackOptions {
   /** The receiver accepts deltas against objects it has (thin-pack). */
   thin?: boolean;
   /** The receiver understands OFS_DELTA (ofs-delta); else REF_DELTA. */
   ofsDelta?: boolean;
   onObject?: (written: number) => void;
+  /** Filled in as entries are written. */
+  stats?: PackStats;
 }
 
 export function generatePack(store: LayeredObjects, plan: Enumeration, options: GeneratePackOptions = {}): AsyncGenerator<Buffer> {
@@ -24,12 +36,19 @@ export function generatePack(store: LayeredObjects, plan: Enumeration, options: 
       const reader = await store.reader(item.layer);
       const raw = reader.rawEntry(item.offset);
       const oid = reader.oidAtOffset(item.offset);
+      const stats = options.stats;
+      if (stats) stats.objects++;
       if (!isDeltaType(raw.type)) {
+        if (stats) stats.reused++;
         yield { kind: 'raw', type: raw.type, size: raw.size, compressed: raw.compressed, oid };
         continue;
       }
       const base = raw.baseOid!;
       if (plan.sent(base) || (options.thin && plan.known(base))) {
+        if (stats) {
+          stats.reused++;
+          stats.deltas++;
+        }
         yield { kind: 'raw', type: raw.type, size: raw.size, compressed: raw.compressed, oid, base };
       } else {
         const whole = reader.readAt(item.offset);

@@ -4,6 +4,14 @@
 // commits are known to the receiver, and so is everything under them).
 // Marks live in one bitmap per layer, indexed by position in the layer's pack
 // index, so a walk over millions of objects costs bytes, not objects.
+//
+// For upload-pack (src/server/upload-pack.ts) the walk also takes what
+// git pack-objects gets from upload-pack.c: shallow commits, walked as if
+// they had no parents (the grafts of --shallow-file); extra edges, commits
+// the receiver has whose trees it has complete (unshallowed commits, and the
+// haves under --objects-edge-aggressive); and a partial-clone filter (Git's
+// list-objects-filter.c: blob:none, blob:limit, tree:<depth>), which never
+// drops a blob the wants name themselves (or through a tag).
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { FileMode, parseCommitLinks, parseTag, TreeCursor } from '../core/object.js';
 import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
@@ -12,6 +20,8 @@ import { LAYER_STRIDE, type Layer, type LayeredObjects } from './objects.js';
 
 const SEEN = 1;
 const UNINTERESTING = 2;
+/** A blob a filter left out (not sent, not known to the receiver). */
+const OMITTED = 4;
 
 export interface Located {
   layer: Layer;
@@ -82,9 +92,30 @@ export interface Enumeration {
   sent(oid: ObjectId): boolean;
 }
 
+/** A partial-clone filter (git rev-list --filter), applied to objects reached through trees. */
+export type ObjectFilter =
+  /** No blobs. */
+  | { kind: 'blob:none' }
+  /** Blobs smaller than `limit` bytes only. */
+  | { kind: 'blob:limit'; limit: number }
+  /** Trees and blobs less than `depth` levels below a root tree only (the root tree is level 0). */
+  | { kind: 'tree'; depth: number };
+
 export interface EnumerateOptions {
-  /** Commits and tags only (the "tree:0" filter). */
+  /** Commits and tags only (the "tree:0" filter, without the objects the wants name themselves). */
   commitsOnly?: boolean;
+  /** A partial-clone filter; blobs the wants (or wanted tags) name themselves are sent all the same. */
+  filter?: ObjectFilter;
+  /** Commits walked as if they had no parents, on both sides (a shallow receiver's boundary, old and new). */
+  shallow?: ReadonlySet<ObjectId>;
+  /**
+   * Commits the receiver has, with their whole trees (Git's edge commits):
+   * walked like haves (not reported in `common`), and their trees marked
+   * known as the boundary commits' are.
+   */
+  edges?: readonly ObjectId[];
+  /** Called with the number of objects found to send so far, as the walk goes (for progress). */
+  onProgress?: (found: number) => void;
   /**
    * The wants name every ref of the store and the receiver has nothing: send
    * every stored object without walking (a full restore of a mirror, whose
@@ -96,7 +127,11 @@ export interface EnumerateOptions {
 
 export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[], haves: ObjectId[], options: EnumerateOptions = {}): Promise<Enumeration> {
   const marks = new Marks();
-  if (options.everything && !options.commitsOnly && !haves.some((h) => store.has(h))) return everyObject(store, marks);
+  const shallow = options.shallow;
+  const edges = options.edges ?? [];
+  const plain = options.filter === undefined && (shallow === undefined || shallow.size === 0) && edges.length === 0;
+  if (options.everything && plain && !options.commitsOnly && !haves.some((h) => store.has(h))) return everyObject(store, marks);
+  const onProgress = options.onProgress;
   const locate = (oid: ObjectId) => store.locateRaw(oidFromHex(oid));
   const read = async (oid: ObjectId) => {
     const obj = await store.tryRead(oid);
@@ -109,7 +144,8 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
 
   // 1. Everything the receiver has: commits reachable from the common haves.
   const common = haves.filter((h) => locate(h) !== undefined);
-  const pending: ObjectId[] = [...common];
+  const edgeCommits = edges.filter((e) => locate(e) !== undefined);
+  const pending: ObjectId[] = [...common, ...edgeCommits];
   while (pending.length > 0) {
     aborted();
     const oid = pending.pop()!;
@@ -117,14 +153,17 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
     if (!loc || marks.get(loc) & UNINTERESTING) continue;
     marks.add(loc, UNINTERESTING);
     const obj = await read(oid);
-    if (obj.type === PackObjectType.Commit) pending.push(...parseCommitLinks(obj.data).parents);
-    else if (obj.type === PackObjectType.Tag) pending.push(parseTag(obj.data).object);
+    if (obj.type === PackObjectType.Commit) {
+      if (!shallow?.has(oid)) pending.push(...parseCommitLinks(obj.data).parents);
+    } else if (obj.type === PackObjectType.Tag) pending.push(parseTag(obj.data).object);
   }
 
   // 2. Commits and tags to send; the boundary commits (known parents) are noted.
   const out: Located[] = [];
   const trees: ObjectId[] = [];
-  const boundary: ObjectId[] = [];
+  /** Trees the wants name (directly or through tags). */
+  const givenTrees: ObjectId[] = [];
+  const boundary: ObjectId[] = [...edgeCommits];
   const stack: ObjectId[] = [...wants];
   while (stack.length > 0) {
     aborted();
@@ -137,8 +176,10 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
     if (obj.type === PackObjectType.Commit) {
       marks.add(loc, SEEN);
       out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+      onProgress?.(out.length);
       const links = parseCommitLinks(obj.data);
       if (links.tree) trees.push(links.tree);
+      if (shallow?.has(oid)) continue;
       for (const p of links.parents) {
         const ploc = locate(p);
         if (ploc && marks.get(ploc) & UNINTERESTING) boundary.push(p);
@@ -149,7 +190,7 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
       out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
       stack.push(parseTag(obj.data).object);
     } else if (obj.type === PackObjectType.Tree) {
-      trees.push(oid); // a want (or tag) naming a tree directly
+      givenTrees.push(oid); // a want (or tag) naming a tree directly
     } else if (!options.commitsOnly) {
       marks.add(loc, SEEN);
       out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
@@ -162,7 +203,15 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
     const readAt = async (loc: { layer: Layer; position: number }) => (await store.reader(loc.layer)).readAt(loc.layer.index.offsetAt(loc.position));
     // Per-layer mark arrays, indexed directly by the packed (layer, position) number of findRaw.
     const layerMarks = store.layers.map((layer) => marks.array(layer));
+    // What a filter keeps of the blobs: all, none, or those under a size.
+    const filter = options.filter;
+    const blobLimit = filter?.kind === 'blob:none' ? 0 : filter?.kind === 'blob:limit' ? filter.limit : Infinity;
+    const blobSize = async (layer: Layer, position: number): Promise<number> => {
+      const header = (await store.reader(layer)).readHeader(oidToHex(layer.index.oidAt(position), 0, 20));
+      return header?.size ?? Infinity;
+    };
     const markTree = async (treeOid: ObjectId, flag: number, collect: boolean): Promise<void> => {
+      const keepBlobs = !collect || blobLimit === Infinity;
       const treeStack: Uint8Array[] = [oidFromHex(treeOid)];
       while (treeStack.length > 0) {
         aborted();
@@ -174,13 +223,33 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
         }
         if (marks.get(loc) & (SEEN | UNINTERESTING)) continue;
         marks.add(loc, flag);
-        if (collect) out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+        if (collect) {
+          out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+          onProgress?.(out.length);
+        }
         const cursor = new TreeCursor((await readAt(loc)).data);
         while (cursor.next()) {
           const mode = cursor.mode;
           if (mode === FileMode.gitlink) continue;
           if (mode === FileMode.tree) {
             treeStack.push(cursor.data.subarray(cursor.oidStart, cursor.oidStart + 20));
+            continue;
+          }
+          if (!keepBlobs) {
+            if (blobLimit === 0) continue;
+            const found = store.findRaw(cursor.data, cursor.oidStart);
+            if (found < 0) continue; // left out anyway: the filter decides without it
+            const li = Math.floor(found / LAYER_STRIDE);
+            const position = found - li * LAYER_STRIDE;
+            const map = layerMarks[li];
+            if (map[position] & (SEEN | UNINTERESTING | OMITTED)) continue;
+            const layer = store.layers[li];
+            if ((await blobSize(layer, position)) >= blobLimit) {
+              map[position] |= OMITTED;
+              continue;
+            }
+            map[position] |= SEEN;
+            out.push({ layer, position, offset: layer.index.offsetAt(position) });
             continue;
           }
           const found = store.findRaw(cursor.data, cursor.oidStart);
@@ -202,13 +271,63 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
         }
       }
     };
+    /**
+     * tree:<depth> (list-objects-filter.c filter_trees_depth): trees and
+     * blobs less than `limit` levels below a root tree. A tree is walked
+     * again when it turns up nearer to a root than before. Unlike a blob, a
+     * tree the wants name is filtered too (Git's process_tree applies the
+     * filter whoever named the tree), as a root: tree:0 leaves it out.
+     */
+    const collectTreesToDepth = async (roots: ObjectId[], limit: number): Promise<void> => {
+      const nearest = new Map<string, number>();
+      const treeStack: Array<{ oid: Uint8Array; depth: number }> = roots.map((t) => ({ oid: oidFromHex(t), depth: 0 }));
+      while (treeStack.length > 0) {
+        aborted();
+        const { oid: t, depth } = treeStack.pop()!;
+        if (depth >= limit) continue;
+        const loc = store.locateRaw(t);
+        if (!loc) throw new PackferryError(ErrorCode.MissingObjects, `tree ${oidToHex(t)} is missing from the store`, { hint: 'run `packferry store verify`' });
+        if (marks.get(loc) & UNINTERESTING) continue;
+        const key = oidToHex(t);
+        const before = nearest.get(key);
+        if (before !== undefined && before <= depth) continue;
+        nearest.set(key, depth);
+        if (!(marks.get(loc) & SEEN)) {
+          marks.add(loc, SEEN);
+          out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+          onProgress?.(out.length);
+        }
+        if (depth + 1 >= limit) continue; // everything below is left out
+        const cursor = new TreeCursor((await readAt(loc)).data);
+        while (cursor.next()) {
+          const mode = cursor.mode;
+          if (mode === FileMode.gitlink) continue;
+          const child = cursor.data.subarray(cursor.oidStart, cursor.oidStart + 20);
+          if (mode === FileMode.tree) {
+            treeStack.push({ oid: Buffer.from(child), depth: depth + 1 });
+            continue;
+          }
+          const bloc = store.locateRaw(child);
+          if (!bloc) throw new PackferryError(ErrorCode.MissingObjects, `blob ${oidToHex(child)} is missing from the store`, { hint: 'run `packferry store verify`' });
+          if (marks.get(bloc) & (SEEN | UNINTERESTING)) continue;
+          marks.add(bloc, SEEN);
+          out.push({ ...bloc, offset: bloc.layer.index.offsetAt(bloc.position) });
+        }
+      }
+    };
     for (const c of boundary) {
       const obj = await read(c);
+      if (obj.type !== PackObjectType.Commit) continue;
       const tree = parseCommitLinks(obj.data).tree;
       if (tree) await markTree(tree, UNINTERESTING, false);
     }
     // 4. The trees and blobs of the commits to send.
-    for (const t of trees) await markTree(t, SEEN, true);
+    if (filter?.kind === 'tree') {
+      await collectTreesToDepth([...trees, ...givenTrees], filter.depth);
+    } else {
+      for (const t of givenTrees) await markTree(t, SEEN, true);
+      for (const t of trees) await markTree(t, SEEN, true);
+    }
   }
 
   const layerOrder = new Map(store.layers.map((l, i) => [l, i]));
