@@ -119,13 +119,13 @@ export async function* packSection(
   if (request.includeTag) plan = await includeTags(objects, refs, plan);
   if (showProgress) yield band2(`Enumerating objects: ${plan.objects.length}, done.\n`);
 
-  const stats: PackStats = { objects: 0, deltas: 0, reused: 0 };
+  const stats: PackStats = { objects: 0, deltas: 0, reused: 0, packReused: 0 };
   for await (const chunk of generatePack(objects, plan, { thin: request.thin, ofsDelta: request.ofsDelta, stats })) {
     throwIfAborted(signal);
     yield mode === undefined ? chunk : sideBandPacket(Band.Data, chunk, mode);
   }
   if (showProgress) {
-    yield band2(`Total ${stats.objects} (delta ${stats.deltas}), reused ${stats.reused} (delta ${stats.deltas}), pack-reused 0\n`);
+    yield band2(`Total ${stats.objects} (delta ${stats.deltas}), reused ${stats.reused} (delta ${stats.deltas}), pack-reused ${stats.packReused}\n`);
   }
   if (mode !== undefined) yield flushPkt;
 }

@@ -4,9 +4,17 @@
 // delta's base comes first and the delta becomes an OFS_DELTA (or a
 // REF_DELTA to an object the receiver has, in a thin pack). A delta whose
 // base is neither sent nor known to the receiver is sent whole.
+//
+// When the plan is every entry of every layer (a clone of a whole store),
+// the layers' entries are streamed as they lie in their files, behind a new
+// header and checksum (Git's "pack-reused"): layers are self-contained, so
+// their OFS_DELTA distances and REF_DELTA bases stay valid side by side.
+import { open } from 'node:fs/promises';
+import { SHA1 } from '../core/hash.js';
 import type { PackInput, WritePackOptions } from '../pack/writer.js';
 import { writePack } from '../pack/writer.js';
-import { isDeltaType } from '../pack/format.js';
+import { encodePackHeader, isDeltaType, PACK_HEADER_SIZE } from '../pack/format.js';
+import { ErrorCode, PackferryError } from '../core/errors.js';
 import type { LayeredObjects } from './objects.js';
 import type { Enumeration } from './walk.js';
 
@@ -16,8 +24,10 @@ export interface PackStats {
   objects: number;
   /** Entries written as deltas. */
   deltas: number;
-  /** Entries copied as stored (the rest were deltas sent whole). */
+  /** Entries copied as stored one by one (the rest were deltas sent whole). */
   reused: number;
+  /** Entries copied with whole layers (not counted in `deltas` or `reused`, as Git's "pack-reused"). */
+  packReused: number;
 }
 
 export interface GeneratePackOptions {
@@ -31,6 +41,8 @@ export interface GeneratePackOptions {
 }
 
 export function generatePack(store: LayeredObjects, plan: Enumeration, options: GeneratePackOptions = {}): AsyncGenerator<Buffer> {
+  // Whole layers can be copied unless their OFS_DELTAs would have to become REF_DELTAs.
+  if (plan.wholeLayers && options.ofsDelta !== false && plan.objects.length > 0) return copyLayers(store, plan.objects.length, options);
   async function* inputs(): AsyncGenerator<PackInput> {
     for (const item of plan.objects) {
       const reader = await store.reader(item.layer);
@@ -58,4 +70,43 @@ export function generatePack(store: LayeredObjects, plan: Enumeration, options: 
   }
   const writeOptions: WritePackOptions = { ofsDelta: options.ofsDelta ?? true, onEntry: options.onObject };
   return writePack(plan.objects.length, inputs(), writeOptions);
+}
+
+/** Bytes read from a layer file at a time when layers are copied whole. */
+const COPY_CHUNK = 1024 * 1024;
+
+/** A pack made of every layer's entries as they lie in the files: a new header and checksum around them. */
+async function* copyLayers(store: LayeredObjects, count: number, options: GeneratePackOptions): AsyncGenerator<Buffer> {
+  const hash = SHA1.create();
+  const header = encodePackHeader(count);
+  hash.update(header);
+  yield header;
+  let written = 0;
+  for (const layer of store.layers) {
+    const fh = await open(await store.packPath(layer.name), 'r');
+    try {
+      const end = (await fh.stat()).size - SHA1.rawLength;
+      for (let pos = PACK_HEADER_SIZE; pos < end; ) {
+        const chunk = Buffer.allocUnsafe(Math.min(COPY_CHUNK, end - pos));
+        let filled = 0;
+        while (filled < chunk.length) {
+          const { bytesRead } = await fh.read(chunk, filled, chunk.length - filled, pos + filled);
+          if (bytesRead === 0) throw new PackferryError(ErrorCode.PackTruncated, `layer ${layer.name} ended before its checksum`);
+          filled += bytesRead;
+        }
+        pos += chunk.length;
+        hash.update(chunk);
+        yield chunk;
+      }
+    } finally {
+      await fh.close();
+    }
+    written += layer.index.count;
+    if (options.stats) {
+      options.stats.objects += layer.index.count;
+      options.stats.packReused += layer.index.count;
+    }
+    options.onObject?.(written);
+  }
+  yield hash.digest();
 }

@@ -13,7 +13,7 @@
 // list-objects-filter.c: blob:none, blob:limit, tree:<depth>), which never
 // drops a blob the wants name themselves (or through a tag).
 import { PackferryError, ErrorCode } from '../core/errors.js';
-import { FileMode, parseCommitLinks, parseTag, TreeCursor } from '../core/object.js';
+import { FileMode, parseCommitLinks, parseIdentity, parseTag, TreeCursor } from '../core/object.js';
 import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
 import { PackObjectType } from '../pack/format.js';
 import { LAYER_STRIDE, type Layer, type LayeredObjects } from './objects.js';
@@ -22,6 +22,103 @@ const SEEN = 1;
 const UNINTERESTING = 2;
 /** A blob a filter left out (not sent, not known to the receiver). */
 const OMITTED = 4;
+/** A commit read into the walk's queue. */
+const QUEUED = 8;
+/** A commit the walk took as one to send (it may still turn out to be the receiver's). */
+const TAKEN = 16;
+/** Commits walked past the point where only the receiver's are left (Git's SLOP, for dates out of order). */
+const SLOP = 5;
+
+interface QueuedCommit {
+  oid: ObjectId;
+  loc: { layer: Layer; position: number };
+  /** Committer date, seconds since the epoch (0 when unreadable). */
+  date: number;
+  parents: ObjectId[];
+  tree: ObjectId;
+  /** Counted in `interestingCount` while queued. */
+  interesting: boolean;
+}
+
+/** Commits by committer date, newest first (ties: first queued first); counts the interesting ones queued. */
+class CommitQueue {
+  private readonly heap: QueuedCommit[] = [];
+  private readonly order = new Map<QueuedCommit, number>();
+  private readonly byOid = new Map<ObjectId, QueuedCommit>();
+  private counter = 0;
+  interestingCount = 0;
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(c: QueuedCommit): void {
+    this.order.set(c, this.counter++);
+    this.byOid.set(c.oid, c);
+    if (c.interesting) this.interestingCount++;
+    const h = this.heap;
+    h.push(c);
+    for (let i = h.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(h[i], h[parent])) break;
+      [h[i], h[parent]] = [h[parent], h[i]];
+      i = parent;
+    }
+  }
+
+  peek(): QueuedCommit | undefined {
+    return this.heap[0];
+  }
+
+  pop(): QueuedCommit {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let best = i;
+        if (l < h.length && this.before(h[l], h[best])) best = l;
+        if (r < h.length && this.before(h[r], h[best])) best = r;
+        if (best === i) break;
+        [h[i], h[best]] = [h[best], h[i]];
+        i = best;
+      }
+    }
+    this.order.delete(top);
+    this.byOid.delete(top.oid);
+    if (top.interesting) this.interestingCount--;
+    return top;
+  }
+
+  /** A queued commit turned out to be the receiver's. */
+  uninteresting(oid: ObjectId): void {
+    const c = this.byOid.get(oid);
+    if (c?.interesting) {
+      c.interesting = false;
+      this.interestingCount--;
+    }
+  }
+
+  private before(a: QueuedCommit, b: QueuedCommit): boolean {
+    return a.date > b.date || (a.date === b.date && this.order.get(a)! < this.order.get(b)!);
+  }
+}
+
+const COMMITTER = Buffer.from('\ncommitter ');
+
+/** A commit's committer date, read from its committer line (0 when there is none, as Git reads it). */
+function committerDate(data: Uint8Array): number {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+  const header = buf.indexOf('\n\n');
+  const at = buf.indexOf(COMMITTER);
+  if (at < 0 || (header >= 0 && at > header)) return 0;
+  const start = at + COMMITTER.length;
+  const eol = buf.indexOf(0x0a, start);
+  return parseIdentity(buf.subarray(start, eol < 0 ? buf.length : eol)).timestamp;
+}
 
 export interface Located {
   layer: Layer;
@@ -59,7 +156,9 @@ class Marks {
 /** Every object once (the newest layer's copy), in pack order. */
 function everyObject(store: LayeredObjects, marks: Marks): Enumeration {
   const out: Located[] = [];
+  let total = 0;
   store.layers.forEach((layer, li) => {
+    total += layer.index.count;
     const map = marks.array(layer);
     const index = layer.index;
     for (let position = 0; position < index.count; position++) {
@@ -73,6 +172,7 @@ function everyObject(store: LayeredObjects, marks: Marks): Enumeration {
   return {
     objects: out,
     common: [],
+    wholeLayers: out.length === total,
     known: () => false,
     sent: (oid) => {
       const loc = store.locateRaw(oidFromHex(oid));
@@ -86,6 +186,11 @@ export interface Enumeration {
   objects: Located[];
   /** The haves the store has. */
   common: ObjectId[];
+  /**
+   * `objects` is every entry of every layer, each once, in layer order:
+   * the pack can be the layers' entries copied whole (no object is in two layers).
+   */
+  wholeLayers?: boolean;
   /** Is this object known to the receiver (reachable from a common have)? */
   known(oid: ObjectId): boolean;
   /** Is this object among those sent? */
@@ -142,58 +247,124 @@ export async function enumerateObjects(store: LayeredObjects, wants: ObjectId[],
     if (options.signal?.aborted) throw new PackferryError(ErrorCode.Aborted, 'operation aborted');
   };
 
-  // 1. Everything the receiver has: commits reachable from the common haves.
+  // 1. What the wants and haves name: tags are followed (a wanted tag is
+  // sent), trees and blobs noted; commits go into one queue, newest first.
   const common = haves.filter((h) => locate(h) !== undefined);
   const edgeCommits = edges.filter((e) => locate(e) !== undefined);
-  const pending: ObjectId[] = [...common, ...edgeCommits];
-  while (pending.length > 0) {
-    aborted();
-    const oid = pending.pop()!;
-    const loc = locate(oid);
-    if (!loc || marks.get(loc) & UNINTERESTING) continue;
-    marks.add(loc, UNINTERESTING);
-    const obj = await read(oid);
-    if (obj.type === PackObjectType.Commit) {
-      if (!shallow?.has(oid)) pending.push(...parseCommitLinks(obj.data).parents);
-    } else if (obj.type === PackObjectType.Tag) pending.push(parseTag(obj.data).object);
-  }
-
-  // 2. Commits and tags to send; the boundary commits (known parents) are noted.
   const out: Located[] = [];
   const trees: ObjectId[] = [];
   /** Trees the wants name (directly or through tags). */
   const givenTrees: ObjectId[] = [];
   const boundary: ObjectId[] = [...edgeCommits];
-  const stack: ObjectId[] = [...wants];
-  while (stack.length > 0) {
+  const queue = new CommitQueue();
+
+  /** Reads a commit into the queue (once), interesting or not. */
+  const enqueue = async (oid: ObjectId, loc: { layer: Layer; position: number }, uninteresting: boolean): Promise<void> => {
+    marks.add(loc, QUEUED);
+    const obj = await read(oid);
+    const links = parseCommitLinks(obj.data);
+    queue.push({ oid, loc, date: committerDate(obj.data), parents: links.parents, tree: links.tree, interesting: !uninteresting });
+  };
+
+  /**
+   * Marks a commit the receiver has (Git's mark_parents_uninteresting): a
+   * queued one just changes sides; one already taken as interesting (dates
+   * out of order) passes the mark on to its parents at once; a new one is
+   * queued, to pass it on when its turn comes.
+   */
+  const markUninteresting = async (start: ObjectId): Promise<void> => {
+    const todo = [start];
+    while (todo.length > 0) {
+      const oid = todo.pop()!;
+      const loc = locate(oid);
+      if (!loc) continue; // the receiver has it; the store need not
+      const flags = marks.get(loc);
+      if (flags & UNINTERESTING) continue;
+      marks.add(loc, UNINTERESTING);
+      if (flags & QUEUED) {
+        queue.uninteresting(oid);
+        if (flags & TAKEN && !shallow?.has(oid)) todo.push(...parseCommitLinks((await read(oid)).data).parents);
+        continue;
+      }
+      await enqueue(oid, loc, true);
+    }
+  };
+
+  for (const start of [...common, ...edgeCommits]) {
+    // A have: a commit, or a tag (its target is the receiver's too), or a tree or blob.
+    for (let oid: ObjectId | undefined = start; oid !== undefined; ) {
+      const loc = locate(oid);
+      if (!loc || marks.get(loc) & UNINTERESTING) break;
+      const obj = await read(oid);
+      if (obj.type === PackObjectType.Commit) {
+        await markUninteresting(oid);
+        break;
+      }
+      marks.add(loc, UNINTERESTING);
+      oid = obj.type === PackObjectType.Tag ? parseTag(obj.data).object : undefined;
+    }
+  }
+  const named: ObjectId[] = [...wants];
+  while (named.length > 0) {
     aborted();
-    const oid = stack.pop()!;
+    const oid = named.pop()!;
     const loc = locate(oid);
     if (!loc) throw new PackferryError(ErrorCode.NotFound, `object ${oid} is not in the store`, { details: { oid } });
     const flags = marks.get(loc);
-    if (flags & (SEEN | UNINTERESTING)) continue;
+    if (flags & (SEEN | UNINTERESTING | QUEUED)) continue;
     const obj = await read(oid);
     if (obj.type === PackObjectType.Commit) {
-      marks.add(loc, SEEN);
-      out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
-      onProgress?.(out.length);
-      const links = parseCommitLinks(obj.data);
-      if (links.tree) trees.push(links.tree);
-      if (shallow?.has(oid)) continue;
-      for (const p of links.parents) {
-        const ploc = locate(p);
-        if (ploc && marks.get(ploc) & UNINTERESTING) boundary.push(p);
-        else stack.push(p);
-      }
+      await enqueue(oid, loc, false);
     } else if (obj.type === PackObjectType.Tag) {
       marks.add(loc, SEEN);
       out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
-      stack.push(parseTag(obj.data).object);
+      named.push(parseTag(obj.data).object);
     } else if (obj.type === PackObjectType.Tree) {
       givenTrees.push(oid); // a want (or tag) naming a tree directly
     } else if (!options.commitsOnly) {
       marks.add(loc, SEEN);
       out.push({ ...loc, offset: loc.layer.index.offsetAt(loc.position) });
+    }
+  }
+
+  // 2. The commit walk (Git's limit_list): newest first, the receiver's
+  // commits passing their mark on to their parents, until only its commits
+  // are left — and a few more (SLOP) in case of dates out of order. Stopping
+  // there can only send more than needed, never less.
+  const taken: QueuedCommit[] = [];
+  let slop = SLOP;
+  while (queue.size > 0) {
+    aborted();
+    const c = queue.pop();
+    if (marks.get(c.loc) & UNINTERESTING) {
+      if (!shallow?.has(c.oid)) for (const p of c.parents) await markUninteresting(p);
+      const next = queue.peek();
+      if (next === undefined) break;
+      if (next.date >= c.date || queue.interestingCount > 0) slop = SLOP;
+      else if (--slop === 0) break;
+      continue;
+    }
+    marks.add(c.loc, TAKEN);
+    taken.push(c);
+    onProgress?.(out.length + taken.length);
+    if (shallow?.has(c.oid)) continue;
+    for (const p of c.parents) {
+      const ploc = locate(p);
+      if (!ploc) throw new PackferryError(ErrorCode.MissingObjects, `commit ${p} is missing from the store`, { hint: 'run `packferry store verify`' });
+      if (!(marks.get(ploc) & (QUEUED | UNINTERESTING))) await enqueue(p, ploc, false);
+    }
+  }
+  // The commits to send: those taken and not found to be the receiver's
+  // since; their parents that are the receiver's are the boundary.
+  for (const c of taken) {
+    if (marks.get(c.loc) & UNINTERESTING) continue;
+    marks.add(c.loc, SEEN);
+    out.push({ ...c.loc, offset: c.loc.layer.index.offsetAt(c.loc.position) });
+    trees.push(c.tree);
+    if (shallow?.has(c.oid)) continue;
+    for (const p of c.parents) {
+      const ploc = locate(p);
+      if (ploc && marks.get(ploc) & UNINTERESTING) boundary.push(p);
     }
   }
 
