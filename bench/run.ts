@@ -14,8 +14,9 @@ import { indexPackSuite } from './index-pack.js';
 import { largePackSuite } from './large-pack.js';
 import { mirrorSuite } from './mirror.js';
 import { storeSuite } from './store.js';
+import { serveSuite } from './serve.js';
 
-export const suites: BenchSuite[] = [indexPackSuite, largePackSuite, mirrorSuite, storeSuite];
+export const suites: BenchSuite[] = [indexPackSuite, largePackSuite, mirrorSuite, storeSuite, serveSuite];
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--json] [--runs N] [--objects N] [--only SUITE]
 

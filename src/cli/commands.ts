@@ -36,6 +36,16 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./token-command.js')).tokenCommand,
   },
   {
+    name: 'serve',
+    summary: 'Serve the repositories of a store over Git smart HTTP(S)',
+    load: async () => (await import('./serve-command.js')).serveCommand,
+  },
+  {
+    name: 'repo',
+    summary: 'Create, list, edit and remove repositories of a store or server',
+    load: async () => (await import('./repo-command.js')).repoCommand,
+  },
+  {
     name: 'index-pack',
     summary: 'Build the index for a pack (as git index-pack)',
     load: async () => (await import('./pack-commands.js')).indexPackCommand,

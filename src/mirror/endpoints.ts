@@ -119,7 +119,9 @@ class StoreSourceSession implements SourceSession {
 
   async fetch(options: FetchOptions): Promise<FetchedPack> {
     const objects = await this.repo.objects(options.signal);
-    const plan = await enumerateObjects(objects, options.wants, options.haves, { commitsOnly: options.filter === 'tree:0', signal: options.signal });
+    const wants = new Set(options.wants);
+    const everything = options.haves.length === 0 && this.repo.refs.every((r) => wants.has(r.oid));
+    const plan = await enumerateObjects(objects, options.wants, options.haves, { commitsOnly: options.filter === 'tree:0', everything, signal: options.signal });
     return { common: plan.common, pack: generatePack(objects, plan, { thin: options.thinPack, ofsDelta: options.ofsDelta }) };
   }
 

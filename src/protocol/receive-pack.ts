@@ -5,7 +5,7 @@
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/oid.js';
 import { packetText } from './advertisement.js';
-import { AGENT, type Capabilities } from './capabilities.js';
+import { AGENT, Capabilities } from './capabilities.js';
 import { flushPkt, pktLineText } from './pkt-line.js';
 import type { PktLineReader } from './pkt-line-reader.js';
 
@@ -87,4 +87,99 @@ export async function readReportStatus(reader: PktLineReader): Promise<ReportSta
       throw new PackferryError(ErrorCode.Protocol, `protocol error: bad report-status line ${JSON.stringify(line.slice(0, 80))}`);
     }
   }
+}
+
+// ---- the server side ----------------------------------------------------
+
+/** What receive-pack offers (gitprotocol-capabilities, receive-pack's list). */
+export const RECEIVE_PACK_CAPABILITIES = [
+  'report-status',
+  'report-status-v2',
+  'delete-refs',
+  'side-band-64k',
+  'quiet',
+  'atomic',
+  'ofs-delta',
+  'push-options',
+  'object-format=sha1',
+  `agent=${AGENT}`,
+];
+
+const ZERO = '0'.repeat(40);
+
+/** The ref advertisement receive-pack sends: refs sorted, capabilities after a NUL on the first line. */
+export function receivePackAdvertisement(refs: { name: string; oid: ObjectId }[], capabilities: string[] = RECEIVE_PACK_CAPABILITIES): Buffer {
+  const sorted = [...refs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const caps = capabilities.join(' ');
+  const lines =
+    sorted.length === 0
+      ? [pktLineText(`${ZERO} capabilities^{}\0${caps}`)]
+      : sorted.map((r, i) => pktLineText(i === 0 ? `${r.oid} ${r.name}\0${caps}` : `${r.oid} ${r.name}`));
+  return Buffer.concat([...lines, flushPkt]);
+}
+
+export interface ReceivePackRequest {
+  commands: RefUpdateCommand[];
+  /** The capabilities the client chose (from the first command line). */
+  capabilities: Capabilities;
+  pushOptions: string[];
+  /** "shallow <oid>" lines a shallow client sent first. */
+  shallow: ObjectId[];
+}
+
+const OID_RE = /^[0-9a-f]{40}$/;
+
+/**
+ * Reads the command list (and push options, when the client chose
+ * push-options) of a push. The pack, if any, follows on the same stream
+ * (`reader.readRemainder()`). At most `maxCommands` commands.
+ */
+export async function readReceivePackRequest(reader: PktLineReader, maxCommands = 100_000): Promise<ReceivePackRequest> {
+  const bad = (why: string) => new PackferryError(ErrorCode.Protocol, `protocol error: ${why}`);
+  const commands: RefUpdateCommand[] = [];
+  const shallow: ObjectId[] = [];
+  let capabilities = new Capabilities();
+  for (;;) {
+    const packet = await reader.read();
+    if (packet.type === 'flush') break;
+    if (packet.type !== 'data') throw bad(`unexpected ${packet.type} packet in the command list`);
+    let line = packetText(packet.data);
+    if (commands.length === 0) {
+      const nul = line.indexOf('\0');
+      if (nul >= 0) {
+        capabilities = Capabilities.parseV0(line.slice(nul + 1));
+        line = line.slice(0, nul);
+      }
+    }
+    if (line.startsWith('shallow ')) {
+      const oid = line.slice(8);
+      if (!OID_RE.test(oid)) throw bad('bad shallow line');
+      shallow.push(oid);
+      continue;
+    }
+    if (line.startsWith('push-cert')) throw new PackferryError(ErrorCode.UnsupportedCapability, 'signed pushes (push-cert) are not supported');
+    const parts = line.split(' ');
+    if (parts.length !== 3 || !OID_RE.test(parts[0]) || !OID_RE.test(parts[1]) || parts[2] === '') throw bad(`bad command line ${JSON.stringify(line.slice(0, 120))}`);
+    if (commands.length >= maxCommands) throw new PackferryError(ErrorCode.LimitExceeded, `more than ${maxCommands} ref updates in one push`);
+    commands.push({ oldOid: parts[0], newOid: parts[1], name: parts[2] });
+  }
+  const pushOptions: string[] = [];
+  if (capabilities.has('push-options') && commands.length > 0) {
+    for (;;) {
+      const packet = await reader.read();
+      if (packet.type === 'flush') break;
+      if (packet.type !== 'data') throw bad(`unexpected ${packet.type} packet in push options`);
+      if (pushOptions.length >= 1000) throw new PackferryError(ErrorCode.LimitExceeded, 'more than 1000 push options');
+      pushOptions.push(packetText(packet.data));
+    }
+  }
+  return { commands, capabilities, pushOptions, shallow };
+}
+
+/** A report-status (v1; with `v2`, report-status-v2, which adds nothing packferry needs) as pkt-lines. */
+export function encodeReportStatus(report: ReportStatus): Buffer {
+  const lines = [pktLineText(`unpack ${report.unpack}`)];
+  for (const r of report.refs) lines.push(pktLineText(r.ok ? `ok ${r.name}` : `ng ${r.name} ${r.reason ?? 'rejected'}`));
+  lines.push(flushPkt);
+  return Buffer.concat(lines);
 }

@@ -14,6 +14,8 @@ export interface RepositorySettings {
   /** Readable without credentials. */
   public: boolean;
   description?: string;
+  /** Refuse non-fast-forward updates and deletions of branches, except to admins (Git's receive.denyNonFastForwards). */
+  denyNonFastForwards?: boolean;
 }
 
 export const SETTINGS_KEY = 'packferry/settings.json';
@@ -42,6 +44,8 @@ export function checkRepositoryName(name: string): string {
 /** Where repositories live and how a repository's own blob store is made. */
 export interface StoreRoot {
   readonly description: string;
+  /** Keys at the root itself (e.g. packferry/tokens.json), outside any repository. */
+  readonly blobs: BlobStore;
   /** A repository's blob store (its keys relative to NAME.git/). */
   repositoryStore(name: string): BlobStore;
   /** Every repository name (those with a manifest). */
@@ -56,6 +60,10 @@ export class FsStoreRoot implements StoreRoot {
   constructor(readonly path: string) {
     this.description = path;
     this.root = new FsBlobStore(path);
+  }
+
+  get blobs(): BlobStore {
+    return this.root;
   }
 
   repositoryStore(name: string): BlobStore {
@@ -79,6 +87,10 @@ export class S3StoreRoot implements StoreRoot {
     private readonly options: Omit<S3BlobStoreOptions, 'bucket' | 'prefix'>,
   ) {
     this.description = base.description;
+  }
+
+  get blobs(): BlobStore {
+    return this.base;
   }
 
   repositoryStore(name: string): BlobStore {
@@ -135,7 +147,11 @@ export async function readSettings(store: BlobStore, signal?: AbortSignal): Prom
   if (!bytes) return { public: false };
   try {
     const s = JSON.parse(bytes.toString('utf8')) as Partial<RepositorySettings>;
-    return { public: s.public === true, description: typeof s.description === 'string' ? s.description : undefined };
+    return {
+      public: s.public === true,
+      description: typeof s.description === 'string' ? s.description : undefined,
+      denyNonFastForwards: s.denyNonFastForwards === true,
+    };
   } catch {
     throw new PackferryError(ErrorCode.InvalidObject, `${store.description}: ${SETTINGS_KEY} is not valid JSON`);
   }

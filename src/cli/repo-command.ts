@@ -1,0 +1,212 @@
+// `packferry repo create|ls|rm|edit`: repository administration, on a store
+// directly (--store) or through a server's admin API (--server, with a
+// client certificate or a token).
+import { readFileSync } from 'node:fs';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import type { Command } from './commands.js';
+
+const HELP = `usage: packferry repo create <name> [--public] [--description <text>] [--default-branch <b>] [--deny-non-fast-forwards] (--store <s> | --server <url>)
+   or: packferry repo ls (--store <s> | --server <url>)
+   or: packferry repo show <name> (--store <s> | --server <url>)
+   or: packferry repo edit <name> [--public | --private] [--description <text>] [--default-branch <b>]
+                          [--deny-non-fast-forwards | --allow-non-fast-forwards]
+                          [--hook <hook>=<file>]... [--remove-hook <hook>]... (--store <s> | --server <url>)
+   or: packferry repo rm <name> (--store <s> | --server <url>)
+
+Manages the repositories of a store: directly (--store DIR or s3://bucket/prefix)
+or through a running 'packferry serve' (--server https://host:port), which
+needs admin rights: a client certificate (--cert/--key, with --ca to check
+the server) or a token (--token, or $PACKFERRY_TOKEN).
+
+Hooks (pre-receive, update, post-receive) are executables run on every push,
+as Git runs them; --hook pre-receive=./check.sh uploads one.
+
+Options:
+    --json                  print JSON
+    -h, --help              show this help
+
+Exit status: 0 done, 1 the operation failed, 2 usage error, 3 no such repository.`;
+
+type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+interface Backend {
+  create(name: string, body: Record<string, unknown>): Promise<unknown>;
+  list(): Promise<unknown[]>;
+  show(name: string): Promise<unknown>;
+  edit(name: string, body: Record<string, unknown>): Promise<unknown>;
+  remove(name: string): Promise<void>;
+  setHook(name: string, hook: string, script: Buffer | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function storeBackend(address: string): Promise<Backend> {
+  const { openStoreRoot } = await import('../store/root.js');
+  const repos = await import('../server/repos.js');
+  const root = await openStoreRoot(address);
+  const need = async <T>(p: Promise<T | undefined>, name: string): Promise<T> => {
+    const v = await p;
+    if (v === undefined) throw new PackferryError(ErrorCode.NotFound, `repository ${name} does not exist in ${root.description}`);
+    return v;
+  };
+  return {
+    create: (name, body) =>
+      repos.createRepository(root, name, {
+        public: body.public as boolean | undefined,
+        description: body.description as string | undefined,
+        defaultBranch: body.defaultBranch as string | undefined,
+        denyNonFastForwards: body.denyNonFastForwards as boolean | undefined,
+      }),
+    list: () => repos.listRepositories(root),
+    show: (name) => need(repos.describeRepository(root, name, { refs: true }), name),
+    edit: (name, body) => repos.editRepository(root, name, body as never),
+    remove: (name) => repos.deleteRepository(root, name),
+    setHook: (name, hook, script) => repos.setHook(root, name, repos.checkHookName(hook), script),
+    close: () => root.close(),
+  };
+}
+
+async function serverBackend(url: string, values: Values): Promise<Backend> {
+  const { Agent, request } = await import('undici');
+  const read = (f: unknown) => (typeof f === 'string' ? readFileSync(f) : undefined);
+  const dispatcher = new Agent({ connect: { cert: read(values.cert), key: read(values.key), ca: read(values.ca) } });
+  const token = (values.token as string | undefined) ?? process.env.PACKFERRY_TOKEN;
+  const base = url.replace(/\/+$/, '');
+  const call = async (method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, body?: unknown, raw?: Buffer): Promise<Record<string, unknown>> => {
+    let res;
+    try {
+      res = await request(`${base}${path}`, {
+        method,
+        dispatcher,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        body: raw ?? (body !== undefined ? JSON.stringify(body) : undefined),
+      });
+    } catch (err) {
+      throw new PackferryError(ErrorCode.TransportConnect, `cannot reach ${base}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await res.body.text();
+    if (res.statusCode === 404 || res.statusCode === 401) {
+      throw new PackferryError(ErrorCode.NotFound, `not found, or not allowed (${res.statusCode})`, {
+        hint: 'the server answers 404 to what the credentials do not allow: check --cert/--key or --token, and the rights they carry',
+      });
+    }
+    let doc: Record<string, unknown> = {};
+    try {
+      doc = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      doc = { message: text };
+    }
+    if (res.statusCode >= 400) {
+      const e = (doc.error ?? {}) as { code?: string; message?: string };
+      throw new PackferryError(ErrorCode.RemoteError, `server: ${e.message ?? text.trim()}`, { details: { status: res.statusCode, code: e.code } });
+    }
+    return doc;
+  };
+  const enc = (name: string) => name.split('/').map(encodeURIComponent).join('/');
+  return {
+    create: async (name, body) => (await call('POST', '/api/v1/repos', { name, ...body })).repository,
+    list: async () => (await call('GET', '/api/v1/repos')).repositories as unknown[],
+    show: async (name) => (await call('GET', `/api/v1/repos/${enc(name)}`)).repository,
+    edit: async (name, body) => (await call('PATCH', `/api/v1/repos/${enc(name)}`, body)).repository,
+    remove: async (name) => {
+      await call('DELETE', `/api/v1/repos/${enc(name)}`);
+    },
+    setHook: async (name, hook, script) => {
+      await call(script ? 'PUT' : 'DELETE', `/api/v1/repos/${enc(name)}/hooks/${hook}`, undefined, script);
+    },
+    close: () => dispatcher.close(),
+  };
+}
+
+function printRepository(r: Record<string, unknown>): void {
+  console.log(`${r.name}  ${r.public ? 'public' : 'private'}  HEAD ${r.head}  ${r.refCount} refs  ${r.layers} layers  ${r.objects} objects${r.description ? `  ${r.description}` : ''}`);
+}
+
+export const repoCommand: Command = {
+  name: 'repo',
+  summary: 'Create, list, edit and remove repositories of a store or server',
+  help: HELP,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        store: { type: 'string' },
+        server: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        ca: { type: 'string' },
+        token: { type: 'string' },
+        public: { type: 'boolean' },
+        private: { type: 'boolean' },
+        description: { type: 'string' },
+        'default-branch': { type: 'string' },
+        'deny-non-fast-forwards': { type: 'boolean' },
+        'allow-non-fast-forwards': { type: 'boolean' },
+        hook: { type: 'string', multiple: true },
+        'remove-hook': { type: 'string', multiple: true },
+        json: { type: 'boolean' },
+      },
+      HELP,
+    );
+    const [action, name, ...extra] = positionals;
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`, HELP);
+    if (!['create', 'ls', 'show', 'edit', 'rm'].includes(action ?? '')) throw new UsageError('expected create, ls, show, edit or rm', HELP);
+    if (action !== 'ls' && name === undefined) throw new UsageError(`repo ${action} needs a repository name`, HELP);
+    if ((values.store === undefined) === (values.server === undefined)) throw new UsageError('give exactly one of --store or --server', HELP);
+    if (values.public && values.private) throw new UsageError('--public and --private exclude each other', HELP);
+    const repoName = name?.replace(/\.git$/, '');
+    const backend = values.store !== undefined ? await storeBackend(values.store as string) : await serverBackend(values.server as string, values);
+    const json = values.json === true;
+    const out = (value: unknown, text: () => void) => (json ? console.log(JSON.stringify({ ok: true, ...(value as object) })) : text());
+    try {
+      const settings: Record<string, unknown> = {};
+      if (values.public) settings.public = true;
+      if (values.private) settings.public = false;
+      if (values.description !== undefined) settings.description = values.description;
+      if (values['default-branch'] !== undefined) settings.defaultBranch = values['default-branch'];
+      if (values['deny-non-fast-forwards']) settings.denyNonFastForwards = true;
+      if (values['allow-non-fast-forwards']) settings.denyNonFastForwards = false;
+      switch (action) {
+        case 'create': {
+          const r = (await backend.create(repoName!, settings)) as Record<string, unknown>;
+          out({ repository: r }, () => console.log(`created ${r.name}`));
+          break;
+        }
+        case 'ls': {
+          const list = (await backend.list()) as Record<string, unknown>[];
+          out({ repositories: list }, () => list.forEach(printRepository));
+          break;
+        }
+        case 'show': {
+          const r = (await backend.show(repoName!)) as Record<string, unknown>;
+          out({ repository: r }, () => {
+            printRepository(r);
+            for (const ref of (r.refs as { name: string; oid: string }[]) ?? []) console.log(`${ref.oid}\t${ref.name}`);
+          });
+          break;
+        }
+        case 'edit': {
+          for (const spec of (values.hook as string[] | undefined) ?? []) {
+            const eq = spec.indexOf('=');
+            if (eq < 0) throw new UsageError(`--hook takes <hook>=<file>, not ${JSON.stringify(spec)}`, HELP);
+            await backend.setHook(repoName!, spec.slice(0, eq), readFileSync(spec.slice(eq + 1)));
+          }
+          for (const hook of (values['remove-hook'] as string[] | undefined) ?? []) await backend.setHook(repoName!, hook, undefined);
+          const r = (Object.keys(settings).length > 0 ? await backend.edit(repoName!, settings) : await backend.show(repoName!)) as Record<string, unknown>;
+          out({ repository: r }, () => printRepository(r));
+          break;
+        }
+        case 'rm':
+          await backend.remove(repoName!);
+          out({ deleted: repoName }, () => console.log(`removed ${repoName}`));
+          break;
+      }
+    } finally {
+      await backend.close();
+    }
+    return ExitCode.Ok;
+  },
+};

@@ -1,0 +1,118 @@
+// `packferry serve`: Git smart HTTP (and plain HTTP) over the repositories of
+// a store, with client certificates, tokens, an admin API, /healthz and
+// /metrics (src/server/http.ts).
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { openStoreRoot } from '../store/root.js';
+import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import type { Command } from './commands.js';
+
+const HELP = `usage: packferry serve --store <store> [--listen <host:port>] [options]
+
+Serves the repositories of a store (a directory, or s3://bucket/prefix) over
+Git's smart HTTP protocol (clone, fetch, push; protocol v2 and v0) and plain
+HTTP file reads, with an admin API under /api/v1, /healthz and /metrics.
+
+Options:
+    --store <store>         the store: a directory or s3://bucket/prefix
+    --listen <host:port>    where to listen (default 127.0.0.1:8080)
+    --tls-cert <file>       serve HTTPS with this certificate (e.g. from 'packferry ca node')
+    --tls-key <file>        its key
+    --client-ca <file>      accept client certificates issued by this CA
+                            (their rights decide what each user may do)
+    --no-tokens             ignore Authorization headers (certificates and public reads only)
+    --region <name>         this node's region, for region-scoped rights (default "default")
+    --cache-dir <dir>       local cache of layers and hooks (default: a temporary directory)
+    --max-push <bytes>      largest push accepted (default 4 GiB)
+    --log-level <level>     fatal, error, warn, info (default), debug
+    --s3-endpoint <url>     S3-compatible endpoint for an s3:// store
+    --s3-path-style         path-style addressing
+    -h, --help              show this help
+
+Logs are JSON lines on standard output. SIGINT or SIGTERM stops the server
+after the requests in progress.`;
+
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value);
+  if (!m) throw new UsageError(`--listen takes HOST:PORT, not ${JSON.stringify(value)}`, HELP);
+  const port = Number(m[3]);
+  if (port > 65535) throw new UsageError(`bad port ${port}`, HELP);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'Serve the repositories of a store over Git smart HTTP(S)',
+  help: HELP,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        store: { type: 'string' },
+        listen: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'client-ca': { type: 'string' },
+        'no-tokens': { type: 'boolean' },
+        region: { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'max-push': { type: 'string' },
+        'log-level': { type: 'string' },
+        's3-endpoint': { type: 'string' },
+        's3-path-style': { type: 'boolean' },
+      },
+      HELP,
+    );
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`, HELP);
+    if (values.store === undefined) throw new UsageError('--store is required', HELP);
+    const { host, port } = parseListen((values.listen as string | undefined) ?? '127.0.0.1:8080');
+    if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together', HELP);
+    if (values['client-ca'] !== undefined && values['tls-cert'] === undefined) throw new UsageError('--client-ca needs --tls-cert and --tls-key', HELP);
+    const maxPush = values['max-push'] === undefined ? undefined : Number(values['max-push']);
+    if (maxPush !== undefined && !(maxPush > 0)) throw new UsageError('--max-push takes a number of bytes', HELP);
+    const cacheDir = (values['cache-dir'] as string | undefined) ?? join(tmpdir(), `packferry-serve-${process.pid}`);
+    mkdirSync(cacheDir, { recursive: true });
+
+    const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { service: 'packferry' } });
+    const root = await openStoreRoot(values.store as string, {
+      endpoint: values['s3-endpoint'] as string | undefined,
+      forcePathStyle: values['s3-path-style'] === true ? true : undefined,
+    });
+    const { createPackferryServer } = await import('../server/http.js');
+    const { TokenStore, readTlsServerOptions } = await import('../server/auth/index.js');
+    const tls =
+      values['tls-cert'] !== undefined
+        ? await readTlsServerOptions({ cert: values['tls-cert'] as string, key: values['tls-key'] as string, clientCa: values['client-ca'] as string | undefined })
+        : undefined;
+    const server = createPackferryServer({
+      root,
+      tls,
+      tokens: values['no-tokens'] === true ? undefined : new TokenStore(root.blobs),
+      region: values.region as string | undefined,
+      cacheDir,
+      logger,
+      maxPushBytes: maxPush,
+    });
+    let url: string;
+    try {
+      url = await server.listen(host, port);
+    } catch (err) {
+      throw new PackferryError(ErrorCode.TransportConnect, `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+    }
+    logger.info({ url, store: root.description, tls: tls !== undefined }, 'listening');
+    // Tests and scripts read the address from here.
+    process.stderr.write(`packferry serve: listening on ${url}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    logger.info('stopping');
+    await server.close();
+    await root.close();
+    return ExitCode.Ok;
+  },
+};

@@ -1,0 +1,295 @@
+// The front end of `packferry serve`: Git's smart HTTP protocol
+// (gitprotocol-http: GET info/refs?service=..., POST git-upload-pack and
+// git-receive-pack) and its plain "dumb" file reads over the repositories of
+// a store, plus /healthz, /metrics and the admin API (src/server/admin.ts).
+// Every request is authenticated (client certificate, token, or anonymous)
+// and anything not allowed is answered exactly like a repository that does
+// not exist (docs/security.md, "The 404 rule").
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { createGunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import type { ServerOptions as TlsServerOptions } from 'node:https';
+import type { Logger } from 'pino';
+import { PackferryError, ErrorCode, isPackferryError } from '../core/errors.js';
+import { flushPkt, pktLineText } from '../protocol/pkt-line.js';
+import { StoreRepository } from '../store/repository.js';
+import { checkRepositoryName, readSettings, type RepositorySettings, type StoreRoot } from '../store/root.js';
+import { authenticate, authorize, denial, type Action, type Identity, type TokenStore } from './auth/index.js';
+import { handleAdmin } from './admin.js';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { advertiseReceivePack, serveReceivePack } from './receive-pack.js';
+import { advertiseUploadPack, serveUploadPack } from './upload-pack.js';
+
+export interface ServeOptions {
+  root: StoreRoot;
+  /** HTTPS (with client certificates) when given; plain HTTP otherwise. */
+  tls?: TlsServerOptions;
+  /** Token verification; without it only certificates and public reads work. */
+  tokens?: TokenStore;
+  /** This node's region, for region-scoped rights. */
+  region?: string;
+  /** Local cache of layers and hooks. */
+  cacheDir: string;
+  logger: Logger;
+  /** Largest push accepted, in bytes (default 4 GiB). */
+  maxPushBytes?: number;
+  /** Largest upload-pack request (wants and haves), in bytes (default 64 MiB). */
+  maxRequestBytes?: number;
+}
+
+export interface PackferryServer {
+  readonly server: http.Server | https.Server;
+  readonly metrics: ServerMetrics;
+  /** Starts listening; resolves with the base URL. */
+  listen(host: string, port: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Context every handler gets. */
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  identity: Identity;
+  options: ServeOptions;
+  metrics: ServerMetrics;
+  log: Logger;
+}
+
+const SERVICES = new Set(['git-upload-pack', 'git-receive-pack']);
+const DUMB_FILE = /^(HEAD|info\/refs|objects\/info\/packs|objects\/info\/alternates|objects\/pack\/pack-[0-9a-f]{40}\.(pack|idx)|objects\/[0-9a-f]{2}\/[0-9a-f]{38})$/;
+
+export function createPackferryServer(options: ServeOptions): PackferryServer {
+  const metrics = createMetrics();
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    void handle(req, res, options, metrics);
+  };
+  const server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
+  // Long pushes and clones: no overall request timeout; idle sockets are closed.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  return {
+    server,
+    metrics,
+    async listen(host, port) {
+      server.listen(port, host);
+      await once(server, 'listening');
+      const address = server.address() as AddressInfo;
+      const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `${options.tls ? 'https' : 'http'}://${shownHost}:${address.port}`;
+    },
+    async close() {
+      server.closeAllConnections?.();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, options: ServeOptions, metrics: ServerMetrics): Promise<void> {
+  const started = process.hrtime.bigint();
+  let route = 'other';
+  const url = new URL(req.url ?? '/', 'http://packferry.invalid');
+  const log = options.logger.child({ method: req.method, path: url.pathname });
+  let identity: Identity = { kind: 'anonymous' };
+  try {
+    identity = await authenticate(req, { tokens: options.tokens });
+    const ctx: RequestContext = { req, res, url, identity, options, metrics, log };
+    const path = url.pathname;
+    if (path === '/healthz') {
+      route = 'healthz';
+      return send(res, 200, 'ok\n');
+    }
+    if (path === '/metrics') {
+      route = 'metrics';
+      res.setHeader('content-type', metrics.registry.contentType);
+      return send(res, 200, await metrics.registry.metrics());
+    }
+    if (path === '/api/v1' || path.startsWith('/api/v1/')) {
+      route = 'admin';
+      return await handleAdmin(ctx);
+    }
+    const m = /^\/(.+?)\.git(\/.*)?$/.exec(path);
+    if (!m) return refuse(ctx);
+    const name = m[1];
+    const rest = (m[2] ?? '/').slice(1);
+    try {
+      checkRepositoryName(name);
+    } catch {
+      return refuse(ctx);
+    }
+    const service = url.searchParams.get('service');
+    if (req.method === 'GET' && rest === 'info/refs' && service !== null) {
+      route = `${service}-advertisement`;
+      if (!SERVICES.has(service)) return refuse(ctx);
+      return await advertise(ctx, name, service);
+    }
+    if (req.method === 'POST' && (rest === 'git-upload-pack' || rest === 'git-receive-pack')) {
+      route = rest;
+      return await serviceRequest(ctx, name, rest);
+    }
+    if ((req.method === 'GET' || req.method === 'HEAD') && DUMB_FILE.test(rest)) {
+      route = 'dumb';
+      return await dumbFile(ctx, name, rest);
+    }
+    return refuse(ctx);
+  } catch (err) {
+    const e = isPackferryError(err) ? err : new PackferryError(ErrorCode.Internal, String(err instanceof Error ? err.message : err), { cause: err });
+    if (e.code === ErrorCode.Internal) log.error({ err }, 'request failed');
+    else log.warn({ code: e.code, message: e.message }, 'request failed');
+    if (!res.headersSent) {
+      const status = e.code === ErrorCode.LimitExceeded ? 413 : e.code === ErrorCode.Protocol || e.code === ErrorCode.PktLineLength ? 400 : 500;
+      send(res, status, `${e.message}\n`);
+    } else {
+      res.destroy();
+    }
+  } finally {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    metrics.requests.inc({ route, method: req.method ?? '?', status: String(res.statusCode) });
+    metrics.duration.observe({ route }, seconds);
+    log.info({ status: res.statusCode, route, ms: Math.round(seconds * 1000), user: 'user' in identity ? identity.user : undefined }, 'request');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
+  res.statusCode = status;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  if (!res.hasHeader('content-type')) res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.end(body);
+}
+
+/** The 404 rule: refuse exactly as for a repository that does not exist. */
+export function refuse(ctx: RequestContext): void {
+  const d = denial(ctx.identity, { challenge: ctx.options.tokens !== undefined });
+  send(ctx.res, d.status, d.body, d.headers);
+}
+
+/** The repository and its settings when `identity` may do `action` there; undefined (after refusing) otherwise. */
+export async function openAuthorized(ctx: RequestContext, name: string, action: Action): Promise<{ repo: StoreRepository; settings: RepositorySettings } | undefined> {
+  const store = ctx.options.root.repositoryStore(name);
+  const repo = await StoreRepository.open(store, { cacheDir: ctx.options.cacheDir });
+  const settings = repo.exists ? await readSettings(store) : undefined;
+  if (!authorize(ctx.identity, action, name, settings, { region: ctx.options.region })) {
+    refuse(ctx);
+    return undefined;
+  }
+  return { repo, settings: settings! };
+}
+
+async function advertise(ctx: RequestContext, name: string, service: string): Promise<void> {
+  const opened = await openAuthorized(ctx, name, service === 'git-receive-pack' ? 'write' : 'read');
+  if (!opened) return;
+  try {
+    const version = protocolVersion(ctx.req);
+    const body = service === 'git-upload-pack' ? advertiseUploadPack(opened.repo, { protocolVersion: version }) : advertiseReceivePack(opened.repo);
+    const preamble = Buffer.concat([pktLineText(`# service=${service}`), flushPkt]);
+    ctx.res.setHeader('cache-control', 'no-cache, max-age=0, must-revalidate');
+    send(ctx.res, 200, Buffer.concat([preamble, body]), { 'content-type': `application/x-${service}-advertisement` });
+    ctx.metrics.bytesSent.inc({ route: `${service}-advertisement` }, preamble.length + body.length);
+  } finally {
+    await opened.repo.close();
+  }
+}
+
+/** The Git-Protocol header's version (gitprotocol-v2 "HTTP Transport"), 0 when absent. */
+function protocolVersion(req: IncomingMessage): 0 | 1 | 2 {
+  const header = req.headers['git-protocol'];
+  const text = Array.isArray(header) ? header.join(':') : (header ?? '');
+  const versions = text.split(':').filter((p) => p.startsWith('version=')).map((p) => Number(p.slice(8)));
+  if (versions.includes(2)) return 2;
+  if (versions.includes(1)) return 1;
+  return 0;
+}
+
+/** The request body: gunzipped when Git compressed it, counted, and bounded. */
+async function* requestBody(ctx: RequestContext, route: string, limit: number): AsyncGenerator<Uint8Array> {
+  const encoding = ctx.req.headers['content-encoding'];
+  const source: AsyncIterable<Uint8Array> = encoding === 'gzip' || encoding === 'x-gzip' ? ctx.req.pipe(createGunzip()) : ctx.req;
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.length;
+    if (total > limit) {
+      throw new PackferryError(ErrorCode.LimitExceeded, `request body is larger than ${limit} bytes`, { details: { limit } });
+    }
+    ctx.metrics.bytesReceived.inc({ route }, chunk.length);
+    yield chunk;
+  }
+}
+
+async function serviceRequest(ctx: RequestContext, name: string, service: 'git-upload-pack' | 'git-receive-pack'): Promise<void> {
+  const opened = await openAuthorized(ctx, name, service === 'git-receive-pack' ? 'write' : 'read');
+  if (!opened) return;
+  const { repo, settings } = opened;
+  const res = ctx.res;
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(new PackferryError(ErrorCode.Aborted, 'client went away'));
+  };
+  res.on('close', onClose);
+  try {
+    let output: AsyncIterable<Buffer>;
+    if (service === 'git-upload-pack') {
+      const body = requestBody(ctx, service, ctx.options.maxRequestBytes ?? 64 * 1024 * 1024);
+      output = serveUploadPack(repo, body, { protocolVersion: protocolVersion(ctx.req), signal: abort.signal });
+    } else {
+      const body = requestBody(ctx, service, ctx.options.maxPushBytes ?? 4 * 1024 ** 3);
+      output = serveReceivePack(
+        {
+          repo,
+          store: ctx.options.root.repositoryStore(name),
+          name,
+          user: 'user' in ctx.identity ? ctx.identity.user : undefined,
+          denyNonFastForwards: settings.denyNonFastForwards === true,
+          mayForce: authorize(ctx.identity, 'admin', name, settings, { region: ctx.options.region }),
+          cacheDir: ctx.options.cacheDir,
+          signal: abort.signal,
+        },
+        body,
+      );
+    }
+    res.statusCode = 200;
+    res.setHeader('content-type', `application/x-${service}-result`);
+    res.setHeader('cache-control', 'no-cache, max-age=0, must-revalidate');
+    let sent = 0;
+    for await (const chunk of Readable.from(output)) {
+      sent += chunk.length;
+      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (res.destroyed) break;
+    }
+    ctx.metrics.bytesSent.inc({ route: service }, sent);
+    res.end();
+  } finally {
+    res.off('close', onClose);
+    await repo.close();
+  }
+}
+
+async function dumbFile(ctx: RequestContext, name: string, path: string): Promise<void> {
+  const opened = await openAuthorized(ctx, name, 'read');
+  if (!opened) return;
+  try {
+    const store = ctx.options.root.repositoryStore(name);
+    const info = await store.head(path);
+    if (!info) return refuse(ctx);
+    const types: Record<string, string> = { pack: 'application/x-git-packed-objects', idx: 'application/x-git-packed-objects-toc' };
+    const ext = path.slice(path.lastIndexOf('.') + 1);
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('content-type', types[ext] ?? 'text/plain; charset=utf-8');
+    ctx.res.setHeader('content-length', String(info.size));
+    // Layers never change; the files naming them do.
+    ctx.res.setHeader('cache-control', path.startsWith('objects/pack/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+    if (ctx.req.method === 'HEAD') return void ctx.res.end();
+    const body = await store.getStream(path);
+    if (!body) return refuse(ctx);
+    for await (const chunk of body) {
+      if (!ctx.res.write(chunk)) await Promise.race([once(ctx.res, 'drain'), once(ctx.res, 'close')]);
+      if (ctx.res.destroyed) return;
+    }
+    ctx.res.end();
+  } finally {
+    await opened.repo.close();
+  }
+}

@@ -1,0 +1,128 @@
+// Repository administration on a store root, shared by the admin API and
+// `packferry repo ... --store STORE`: create, describe, edit, delete, hooks.
+import { rm } from 'node:fs/promises';
+import { PackferryError, ErrorCode } from '../core/errors.js';
+import { FsBlobStore } from '../store/fs-backend.js';
+import { KEYS } from '../store/layout.js';
+import { StoreRepository } from '../store/repository.js';
+import { checkRepositoryName, HOOK_NAMES, readSettings, writeSettings, type HookName, type RepositorySettings, type StoreRoot } from '../store/root.js';
+
+export interface RepositoryInfo extends RepositorySettings {
+  name: string;
+  head: string;
+  generation: number;
+  layers: number;
+  objects: number;
+  refCount: number;
+  refs?: { name: string; oid: string; peeled?: string }[];
+}
+
+export interface RepositoryEdit {
+  public?: boolean;
+  description?: string | null;
+  defaultBranch?: string;
+  denyNonFastForwards?: boolean;
+}
+
+/** "main" or "refs/heads/main" → "refs/heads/main"; refuses names that could not be branches. */
+export function branchRef(value: string): string {
+  if (!/^[A-Za-z0-9._/-]+$/.test(value) || value.includes('..') || value.endsWith('/') || value.endsWith('.lock')) {
+    throw new PackferryError(ErrorCode.InvalidRefName, `invalid default branch ${JSON.stringify(value)}`);
+  }
+  return value.startsWith('refs/') ? value : `refs/heads/${value}`;
+}
+
+export async function repositoryExists(root: StoreRoot, name: string): Promise<boolean> {
+  return (await root.repositoryStore(name).head(KEYS.manifest)) !== undefined;
+}
+
+export async function describeRepository(root: StoreRoot, name: string, options: { refs?: boolean; cacheDir?: string } = {}): Promise<RepositoryInfo | undefined> {
+  const store = root.repositoryStore(name);
+  const repo = await StoreRepository.open(store, { cacheDir: options.cacheDir });
+  if (!repo.exists) return undefined;
+  const settings = await readSettings(store);
+  const m = repo.manifest;
+  return {
+    name,
+    ...settings,
+    head: m.head,
+    generation: m.generation,
+    layers: m.layers.length,
+    objects: m.layers.reduce((n, l) => n + l.objects, 0),
+    refCount: m.refs.length,
+    ...(options.refs ? { refs: m.refs } : {}),
+  };
+}
+
+export async function createRepository(
+  root: StoreRoot,
+  name: string,
+  options: { public?: boolean; description?: string; defaultBranch?: string; denyNonFastForwards?: boolean; cacheDir?: string } = {},
+): Promise<RepositoryInfo> {
+  checkRepositoryName(name);
+  const store = root.repositoryStore(name);
+  const repo = await StoreRepository.open(store, { cacheDir: options.cacheDir });
+  if (repo.exists) throw new PackferryError(ErrorCode.Usage, `repository ${name} already exists`, { details: { exists: true } });
+  await writeSettings(store, { public: options.public === true, description: options.description, denyNonFastForwards: options.denyNonFastForwards === true });
+  await repo.init({ head: options.defaultBranch !== undefined ? branchRef(options.defaultBranch) : 'refs/heads/main' });
+  return (await describeRepository(root, name, { cacheDir: options.cacheDir }))!;
+}
+
+export async function editRepository(root: StoreRoot, name: string, edit: RepositoryEdit, options: { cacheDir?: string } = {}): Promise<RepositoryInfo> {
+  const store = root.repositoryStore(name);
+  if (!(await repositoryExists(root, name))) throw new PackferryError(ErrorCode.NotFound, `repository ${name} does not exist`);
+  const next = { ...(await readSettings(store)) };
+  if (edit.public !== undefined) next.public = edit.public;
+  if (edit.description !== undefined) next.description = edit.description ?? undefined;
+  if (edit.denyNonFastForwards !== undefined) next.denyNonFastForwards = edit.denyNonFastForwards;
+  await writeSettings(store, next);
+  if (edit.defaultBranch !== undefined) {
+    const head = branchRef(edit.defaultBranch);
+    const repo = await StoreRepository.open(store, { cacheDir: options.cacheDir });
+    const lock = await repo.lock({ owner: 'repository edit' });
+    try {
+      await repo.refresh();
+      await repo.commit({ refs: repo.refs, head });
+    } finally {
+      await lock.release();
+    }
+  }
+  return (await describeRepository(root, name, options))!;
+}
+
+export async function deleteRepository(root: StoreRoot, name: string): Promise<void> {
+  const store = root.repositoryStore(name);
+  if (!(await repositoryExists(root, name))) throw new PackferryError(ErrorCode.NotFound, `repository ${name} does not exist`);
+  if (store instanceof FsBlobStore) {
+    await rm(store.root, { recursive: true, force: true });
+    return;
+  }
+  // The manifest first: from then on the repository no longer exists, whatever else is left.
+  await store.delete(KEYS.manifest);
+  for (const key of await store.list('')) await store.delete(key.key);
+}
+
+export function checkHookName(name: string): HookName {
+  if (!(HOOK_NAMES as readonly string[]).includes(name)) {
+    throw new PackferryError(ErrorCode.Usage, `unknown hook ${JSON.stringify(name)} (hooks: ${HOOK_NAMES.join(', ')})`);
+  }
+  return name as HookName;
+}
+
+export async function setHook(root: StoreRoot, name: string, hook: HookName, script: Buffer | undefined): Promise<void> {
+  if (!(await repositoryExists(root, name))) throw new PackferryError(ErrorCode.NotFound, `repository ${name} does not exist`);
+  const store = root.repositoryStore(name);
+  if (script === undefined) await store.delete(`hooks/${hook}`);
+  else await store.put(`hooks/${hook}`, script, { contentType: 'text/plain' });
+}
+
+export async function listRepositories(root: StoreRoot, options: { cacheDir?: string; filter?: (name: string, settings: RepositorySettings) => boolean } = {}): Promise<RepositoryInfo[]> {
+  const out: RepositoryInfo[] = [];
+  for (const name of await root.list()) {
+    const settings = await readSettings(root.repositoryStore(name));
+    if (options.filter && !options.filter(name, settings)) continue;
+    const info = await describeRepository(root, name, options);
+    if (info) out.push(info);
+  }
+  return out;
+}
