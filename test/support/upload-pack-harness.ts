@@ -69,6 +69,19 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** Resolves when `res` can take more (or has closed); the listeners go away either way. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 async function* once1(body: Buffer): AsyncGenerator<Uint8Array> {
   yield body;
 }
@@ -131,7 +144,7 @@ export async function startUploadPackHarness(options: HarnessOptions): Promise<U
       record.status = 200;
       res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-result', 'cache-control': 'no-cache' });
       for (let r = first; !r.done; r = await iterator.next()) {
-        if (!res.write(r.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        if (!res.write(r.value)) await drained(res);
         if (res.destroyed) {
           await iterator.return?.();
           return;
