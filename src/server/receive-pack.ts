@@ -5,7 +5,8 @@
 // then does the manifest — and every accepted ref with it — move, in one
 // compare-and-swap under the repository's writer lock: of two pushes racing
 // for a branch one wins and the other gets a clean "ng".
-import { PackferryError, ErrorCode, isPackferryError } from '../core/errors.js';
+import { readFile } from 'node:fs/promises';
+import { ErrorCode, isPackferryError } from '../core/errors.js';
 import { parseCommitLinks } from '../core/object.js';
 import type { ObjectId } from '../core/oid.js';
 import { PackObjectType } from '../pack/format.js';
@@ -29,6 +30,9 @@ import { peelTag } from '../store/peel.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
 import type { StoreRepository } from '../store/repository.js';
 import { hookInput, runHook } from './hooks.js';
+
+/** Packs up to this size are read into memory for the connectivity check. */
+const IN_MEMORY_CHECK = 64 * 1024 * 1024;
 
 export function advertiseReceivePack(repo: StoreRepository): Buffer {
   return receivePackAdvertisement(repo.refs);
@@ -122,22 +126,29 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
       }
     }
     if (staged) {
-      packReader = PackReader.fromIndex(PackFile.open(staged.localPack), staged.layer.index);
+      // The connectivity walk reads every new commit and tree: a pack of moderate size is read into memory for it.
+      const file = staged.entry.packBytes <= IN_MEMORY_CHECK ? PackFile.fromMemory(await readFile(staged.localPack), staged.localPack) : PackFile.open(staged.localPack);
+      packReader = PackReader.fromIndex(file, staged.layer.index);
     }
     const read = async (oid: ObjectId) => {
       if (packReader && staged && staged.layer.index.find(oid) >= 0) return packReader.read(oid);
       return existing?.tryRead(oid);
     };
-    // Every new tip's objects must be in the new layer or already stored.
-    for (const o of outcomes) {
-      if (!o.status.ok || o.command.newOid === ZERO_ID) continue;
+    // Every new tip's objects must be in the new layer or already stored: one walk
+    // from all the tips together; only when it fails, a walk per ref tells which.
+    const tips = outcomes.filter((o) => o.status.ok && o.command.newOid !== ZERO_ID);
+    const connected = async (list: Outcome[]): Promise<boolean> => {
       try {
-        if (staged) await checkConnectivity([o.command.newOid], staged.layer, packReader!, existing, ctx.signal);
-        else if (!existing?.has(o.command.newOid)) throw new PackferryError(ErrorCode.MissingObjects, 'missing');
+        if (staged) await checkConnectivity([...new Set(list.map((o) => o.command.newOid))], staged.layer, packReader!, existing, ctx.signal);
+        else if (list.some((o) => !existing?.has(o.command.newOid))) return false;
+        return true;
       } catch (err) {
         if (!isPackferryError(err, ErrorCode.MissingObjects)) throw err;
-        refuse(o, 'missing necessary objects');
+        return false;
       }
+    };
+    if (tips.length > 0 && !(await connected(tips))) {
+      for (const o of tips) if (!(await connected([o]))) refuse(o, 'missing necessary objects');
     }
     if (ctx.denyNonFastForwards && !ctx.mayForce) {
       for (const o of outcomes) {
