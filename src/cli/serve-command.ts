@@ -1,7 +1,7 @@
 // `packferry serve`: Git smart HTTP (and plain HTTP) over the repositories of
 // a store, with client certificates, tokens, an admin API, /healthz and
 // /metrics (src/server/http.ts).
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -73,46 +73,56 @@ export const serveCommand: Command = {
     if (values['client-ca'] !== undefined && values['tls-cert'] === undefined) throw new UsageError('--client-ca needs --tls-cert and --tls-key', HELP);
     const maxPush = values['max-push'] === undefined ? undefined : Number(values['max-push']);
     if (maxPush !== undefined && !(maxPush > 0)) throw new UsageError('--max-push takes a number of bytes', HELP);
-    const cacheDir = (values['cache-dir'] as string | undefined) ?? join(tmpdir(), `packferry-serve-${process.pid}`);
+    // Without --cache-dir, a temporary directory of this run's own, removed when it stops.
+    const ownCache = values['cache-dir'] === undefined;
+    const cacheDir = ownCache ? mkdtempSync(join(tmpdir(), 'packferry-serve-')) : (values['cache-dir'] as string);
     mkdirSync(cacheDir, { recursive: true });
-
-    const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { service: 'packferry' } });
-    const root = await openStoreRoot(values.store as string, {
-      endpoint: values['s3-endpoint'] as string | undefined,
-      forcePathStyle: values['s3-path-style'] === true ? true : undefined,
-    });
-    const { createPackferryServer } = await import('../server/http.js');
-    const { TokenStore, readTlsServerOptions } = await import('../server/auth/index.js');
-    const tls =
-      values['tls-cert'] !== undefined
-        ? await readTlsServerOptions({ cert: values['tls-cert'] as string, key: values['tls-key'] as string, clientCa: values['client-ca'] as string | undefined })
-        : undefined;
-    const server = createPackferryServer({
-      root,
-      tls,
-      tokens: values['no-tokens'] === true ? undefined : new TokenStore(root.blobs),
-      region: values.region as string | undefined,
-      cacheDir,
-      logger,
-      maxPushBytes: maxPush,
-    });
-    let url: string;
     try {
-      url = await server.listen(host, port);
-    } catch (err) {
-      throw new PackferryError(ErrorCode.TransportConnect, `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+      return await serve(values, host, port, maxPush, cacheDir);
+    } finally {
+      if (ownCache) rmSync(cacheDir, { recursive: true, force: true });
     }
-    logger.info({ url, store: root.description, tls: tls !== undefined }, 'listening');
-    // Tests and scripts read the address from here.
-    process.stderr.write(`packferry serve: listening on ${url}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
-    logger.info('stopping');
-    await server.close();
-    await root.close();
-    return ExitCode.Ok;
   },
 };
+
+/** Runs the server until SIGINT or SIGTERM. */
+async function serve(values: Record<string, unknown>, host: string, port: number, maxPush: number | undefined, cacheDir: string): Promise<number> {
+  const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { service: 'packferry' } });
+  const root = await openStoreRoot(values.store as string, {
+    endpoint: values['s3-endpoint'] as string | undefined,
+    forcePathStyle: values['s3-path-style'] === true ? true : undefined,
+  });
+  const { createPackferryServer } = await import('../server/http.js');
+  const { TokenStore, readTlsServerOptions } = await import('../server/auth/index.js');
+  const tls =
+    values['tls-cert'] !== undefined
+      ? await readTlsServerOptions({ cert: values['tls-cert'] as string, key: values['tls-key'] as string, clientCa: values['client-ca'] as string | undefined })
+      : undefined;
+  const server = createPackferryServer({
+    root,
+    tls,
+    tokens: values['no-tokens'] === true ? undefined : new TokenStore(root.blobs),
+    region: values.region as string | undefined,
+    cacheDir,
+    logger,
+    maxPushBytes: maxPush,
+  });
+  let url: string;
+  try {
+    url = await server.listen(host, port);
+  } catch (err) {
+    throw new PackferryError(ErrorCode.TransportConnect, `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+  }
+  logger.info({ url, store: root.description, tls: tls !== undefined }, 'listening');
+  // Tests and scripts read the address from here.
+  process.stderr.write(`packferry serve: listening on ${url}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  logger.info('stopping');
+  await server.close();
+  await root.close();
+  return ExitCode.Ok;
+}

@@ -45,7 +45,8 @@ export interface PackferryServer {
   readonly metrics: ServerMetrics;
   /** Starts listening; resolves with the base URL. */
   listen(host: string, port: number): Promise<string>;
-  close(): Promise<void>;
+  /** Stops: requests in progress are answered first, for at most `graceMs` (default 30 s). */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Context every handler gets. */
@@ -82,9 +83,14 @@ export function createPackferryServer(options: ServeOptions): PackferryServer {
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       return `${options.tls ? 'https' : 'http'}://${shownHost}:${address.port}`;
     },
-    async close() {
-      server.closeAllConnections?.();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+    async close(graceMs = 30_000) {
+      // No new connections; idle ones go now, busy ones when their request is
+      // answered (a push in progress finishes), all of them after `graceMs`.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
     },
   };
 }
@@ -92,12 +98,16 @@ export function createPackferryServer(options: ServeOptions): PackferryServer {
 async function handle(req: IncomingMessage, res: ServerResponse, options: ServeOptions, metrics: ServerMetrics): Promise<void> {
   const started = process.hrtime.bigint();
   let route = 'other';
-  const url = new URL(req.url ?? '/', 'http://packferry.invalid');
-  const log = options.logger.child({ method: req.method, path: url.pathname });
+  // Parsed only once found plain: `new URL` throws on some targets (an
+  // unhandled rejection here stopped the whole server) and resolves others.
+  const target = plainRequestTarget(req.url ?? '/');
+  const url = new URL(target ?? '/', 'http://packferry.invalid');
+  const log = options.logger.child({ method: req.method, path: target === undefined ? (req.url ?? '').slice(0, 200) : url.pathname });
   let identity: Identity = { kind: 'anonymous' };
   try {
     identity = await authenticate(req, { tokens: options.tokens });
     const ctx: RequestContext = { req, res, url, identity, options, metrics, log };
+    if (target === undefined) return refuse(ctx);
     const path = url.pathname;
     if (path === '/healthz') {
       route = 'healthz';
@@ -141,7 +151,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ServeO
     if (e.code === ErrorCode.Internal) log.error({ err }, 'request failed');
     else log.warn({ code: e.code, message: e.message }, 'request failed');
     if (!res.headersSent) {
-      const status = e.code === ErrorCode.LimitExceeded ? 413 : e.code === ErrorCode.Protocol || e.code === ErrorCode.PktLineLength ? 400 : 500;
+      const status = e.code === ErrorCode.LimitExceeded ? 413 : CLIENT_ERRORS.has(e.code) ? 400 : 500;
       send(res, status, `${e.message}\n`);
     } else {
       res.destroy();
@@ -152,6 +162,49 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ServeO
     metrics.duration.observe({ route }, seconds);
     log.info({ status: res.statusCode, route, ms: Math.round(seconds * 1000), user: 'user' in identity ? identity.user : undefined }, 'request');
   }
+}
+
+/** Resolves when the response can take more, or is gone; leaves no listener behind. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** Errors in what the client sent: 400. */
+const CLIENT_ERRORS = new Set<string>([ErrorCode.Protocol, ErrorCode.PktLineLength, ErrorCode.PktLineTruncated, ErrorCode.UnsupportedCapability]);
+
+/**
+ * The request target (path and query) when it is a plain path, as Git
+ * sends: origin-form (or absolute-form, whose path is taken), with no dot
+ * segments ("." or "..", percent-encoded too), no empty segments ("//"),
+ * no backslashes, encoded slashes or backslashes, or control characters.
+ * undefined otherwise: WHATWG URL parsing would resolve such a path ("\" is
+ * "/" to it, "//x" a host) so that it named something other than what it
+ * says, which a proxy in front deciding by the raw path would not see.
+ */
+export function plainRequestTarget(raw: string): string | undefined {
+  let target = raw;
+  const absolute = /^https?:\/\/[^/?#]*/i.exec(target);
+  if (absolute) target = target.slice(absolute[0].length) || '/';
+  if (!target.startsWith('/')) return undefined;
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  // eslint-disable-next-line no-control-regex
+  if (/[\\#\x00-\x1f\x7f]/.test(path) || /%(?:2f|5c|[01][0-9a-f]|7f)/i.test(path)) return undefined;
+  const segments = path.slice(1).split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i].replace(/%2e/gi, '.');
+    if (segment === '.' || segment === '..') return undefined;
+    if (segment === '' && i < segments.length - 1) return undefined;
+  }
+  return target;
 }
 
 function send(res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
@@ -167,16 +220,22 @@ export function refuse(ctx: RequestContext): void {
   send(ctx.res, d.status, d.body, d.headers);
 }
 
-/** The repository and its settings when `identity` may do `action` there; undefined (after refusing) otherwise. */
+/**
+ * The repository and its settings when it exists and `identity` may do
+ * `action` there; undefined (after refusing) otherwise. A repository that
+ * does not exist is refused to everyone, admins included (the 404 rule's
+ * other half): repositories are made by the admin API, never by a push.
+ */
 export async function openAuthorized(ctx: RequestContext, name: string, action: Action): Promise<{ repo: StoreRepository; settings: RepositorySettings } | undefined> {
   const store = ctx.options.root.repositoryStore(name);
   const repo = await StoreRepository.open(store, { cacheDir: ctx.options.cacheDir });
   const settings = repo.exists ? await readSettings(store) : undefined;
-  if (!authorize(ctx.identity, action, name, settings, { region: ctx.options.region })) {
+  if (settings === undefined || !authorize(ctx.identity, action, name, settings, { region: ctx.options.region })) {
+    await repo.close();
     refuse(ctx);
     return undefined;
   }
-  return { repo, settings: settings! };
+  return { repo, settings };
 }
 
 async function advertise(ctx: RequestContext, name: string, service: string): Promise<void> {
@@ -207,7 +266,12 @@ function protocolVersion(req: IncomingMessage): 0 | 1 | 2 {
 /** The request body: gunzipped when Git compressed it, counted, and bounded. */
 async function* requestBody(ctx: RequestContext, route: string, limit: number): AsyncGenerator<Uint8Array> {
   const encoding = ctx.req.headers['content-encoding'];
-  const source: AsyncIterable<Uint8Array> = encoding === 'gzip' || encoding === 'x-gzip' ? ctx.req.pipe(createGunzip()) : ctx.req;
+  const gzip = encoding === 'gzip' || encoding === 'x-gzip';
+  // A body that says up front it is too large is refused before it is read (413).
+  if (!gzip && Number(ctx.req.headers['content-length']) > limit) {
+    throw new PackferryError(ErrorCode.LimitExceeded, `request body is larger than ${limit} bytes`, { details: { limit } });
+  }
+  const source: AsyncIterable<Uint8Array> = gzip ? ctx.req.pipe(createGunzip()) : ctx.req;
   let total = 0;
   for await (const chunk of source) {
     total += chunk.length;
@@ -229,6 +293,7 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
     if (!res.writableFinished) abort.abort(new PackferryError(ErrorCode.Aborted, 'client went away'));
   };
   res.on('close', onClose);
+  let pushCounted = false;
   try {
     let output: AsyncIterable<Buffer>;
     if (service === 'git-upload-pack') {
@@ -246,6 +311,11 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
           mayForce: authorize(ctx.identity, 'admin', name, settings, { region: ctx.options.region }),
           cacheDir: ctx.options.cacheDir,
           signal: abort.signal,
+          onReport: (report) => {
+            pushCounted = true;
+            ctx.metrics.pushes.inc({ result: report.unpack === 'ok' && report.refs.every((r) => r.ok) ? 'ok' : 'refused' });
+            for (const r of report.refs) ctx.metrics.refUpdates.inc({ result: r.ok ? 'ok' : 'refused' });
+          },
         },
         body,
       );
@@ -255,12 +325,20 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
     res.setHeader('cache-control', 'no-cache, max-age=0, must-revalidate');
     let sent = 0;
     for await (const chunk of Readable.from(output)) {
+      // A client that went away before the answer (a push cut off while its pack
+      // arrived): its 'close' has been emitted already, so waiting for it would
+      // hang here forever, with the push's writer lock held.
+      if (res.destroyed) break;
       sent += chunk.length;
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(chunk) && !res.destroyed) await drained(res);
       if (res.destroyed) break;
     }
     ctx.metrics.bytesSent.inc({ route: service }, sent);
     res.end();
+  } catch (err) {
+    // A push that ended without a report (malformed, too large, cut off, a server error).
+    if (service === 'git-receive-pack' && !pushCounted) ctx.metrics.pushes.inc({ result: 'error' });
+    throw err;
   } finally {
     res.off('close', onClose);
     await repo.close();
@@ -285,7 +363,8 @@ async function dumbFile(ctx: RequestContext, name: string, path: string): Promis
     const body = await store.getStream(path);
     if (!body) return refuse(ctx);
     for await (const chunk of body) {
-      if (!ctx.res.write(chunk)) await Promise.race([once(ctx.res, 'drain'), once(ctx.res, 'close')]);
+      if (ctx.res.destroyed) return;
+      if (!ctx.res.write(chunk) && !ctx.res.destroyed) await drained(ctx.res);
       if (ctx.res.destroyed) return;
     }
     ctx.res.end();

@@ -20,6 +20,7 @@ import {
   receivePackAdvertisement,
   type RefStatus,
   type RefUpdateCommand,
+  type ReportStatus,
 } from '../protocol/receive-pack.js';
 import { Band, sideBandPacket } from '../protocol/side-band.js';
 import { isMirrorableRefName, ZERO_ID } from '../mirror/plan.js';
@@ -49,9 +50,11 @@ export interface ReceivePackContext {
   mayForce?: boolean;
   cacheDir: string;
   signal?: AbortSignal;
+  /** Told the outcome of every push that gets as far as a report-status (for metrics). */
+  onReport?: (report: ReportStatus) => void;
 }
 
-interface Outcome {
+export interface Outcome {
   command: RefUpdateCommand;
   status: RefStatus;
 }
@@ -110,6 +113,7 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
     for (const o of outcomes) {
       if ((current.get(o.command.name) ?? ZERO_ID) !== o.command.oldOid) refuse(o, 'stale info: the ref changed since it was read, fetch first');
     }
+    for (const { outcome, other } of nameConflicts(outcomes, current)) refuse(outcome, `refname conflicts with ${other}`);
     const existing = repo.manifest.layers.length > 0 ? await repo.objects(ctx.signal) : undefined;
     if (needsPack) {
       try {
@@ -211,7 +215,9 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
 
   function* respond(): Generator<Buffer> {
     yield* flushMessages();
-    const report = encodeReportStatus({ unpack, refs: outcomes.map((o) => o.status) });
+    const status: ReportStatus = { unpack, refs: outcomes.map((o) => o.status) };
+    ctx.onReport?.(status);
+    const report = encodeReportStatus(status);
     if (sideBand) {
       yield sideBandPacket(Band.Data, report);
       yield flushPkt;
@@ -219,6 +225,53 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
       yield report;
     }
   }
+}
+
+/**
+ * Commands that would leave a ref beside a directory of refs of the same
+ * name (refs/heads/a and refs/heads/a/b; "refs/heads" and anything under
+ * it), which Git cannot store: a clone of the repository would fail. Checked
+ * against the refs there would be if every command still accepted went
+ * through; each such command is paired with a ref it conflicts with.
+ */
+export function nameConflicts(outcomes: Outcome[], current: Map<string, string>): { outcome: Outcome; other: string }[] {
+  const kept = new Set(current.keys());
+  const added = new Set<string>();
+  for (const o of outcomes) {
+    if (!o.status.ok) continue;
+    if (o.command.newOid === ZERO_ID) kept.delete(o.command.name);
+    else if (!kept.has(o.command.name)) added.add(o.command.name);
+  }
+  // The refs that stay are named first: they are what the pusher has to fetch or delete.
+  const sets = [kept, added].map((names) => ({ names, sorted: [...names].sort() }));
+  const conflicts: { outcome: Outcome; other: string }[] = [];
+  for (const o of outcomes) {
+    if (!o.status.ok || o.command.newOid === ZERO_ID) continue;
+    for (const set of sets) {
+      const other = conflictIn(o.command.name, set.names, set.sorted);
+      if (other !== undefined) {
+        conflicts.push({ outcome: o, other });
+        break;
+      }
+    }
+  }
+  return conflicts;
+}
+
+/** A ref of `names` (`sorted`: the same, in order) that is a directory above `name`, or below it. */
+function conflictIn(name: string, names: Set<string>, sorted: string[]): string | undefined {
+  for (let slash = name.indexOf('/'); slash >= 0; slash = name.indexOf('/', slash + 1)) {
+    if (names.has(name.slice(0, slash))) return name.slice(0, slash);
+  }
+  const below = `${name}/`;
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < below) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && sorted[lo].startsWith(below) ? sorted[lo] : undefined;
 }
 
 /** Is `ancestor` reachable from `descendant`? A walk over commit parents (bounded). */

@@ -2,6 +2,7 @@
 // `packferry repo ... --store STORE`: create, describe, edit, delete, hooks.
 import { rm } from 'node:fs/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { isMirrorableRefName } from '../mirror/plan.js';
 import { FsBlobStore } from '../store/fs-backend.js';
 import { KEYS } from '../store/layout.js';
 import { StoreRepository } from '../store/repository.js';
@@ -24,12 +25,15 @@ export interface RepositoryEdit {
   denyNonFastForwards?: boolean;
 }
 
-/** "main" or "refs/heads/main" → "refs/heads/main"; refuses names that could not be branches. */
+/**
+ * "main" or "refs/heads/main" → "refs/heads/main"; refuses names that could
+ * not be branches (Git's check-ref-format rules, as for pushed refs: so any
+ * branch a push can make, "feature/ünïcødé" too, can be the default).
+ */
 export function branchRef(value: string): string {
-  if (!/^[A-Za-z0-9._/-]+$/.test(value) || value.includes('..') || value.endsWith('/') || value.endsWith('.lock')) {
-    throw new PackferryError(ErrorCode.InvalidRefName, `invalid default branch ${JSON.stringify(value)}`);
-  }
-  return value.startsWith('refs/') ? value : `refs/heads/${value}`;
+  const ref = value.startsWith('refs/') ? value : `refs/heads/${value}`;
+  if (!isMirrorableRefName(ref)) throw new PackferryError(ErrorCode.InvalidRefName, `invalid default branch ${JSON.stringify(value)}`);
+  return ref;
 }
 
 export async function repositoryExists(root: StoreRoot, name: string): Promise<boolean> {
