@@ -1,0 +1,143 @@
+// `packferry serve` under concurrency (issue 5, scenario 5): the real server
+// process and many real git clients at once.
+// - Two pushes of different commits to the same branch, started together:
+//   exactly one succeeds, the other is refused cleanly (its ref rejected, no
+//   error from the server), and the branch is the winner's commit.
+// - 50 clones at once, while a push lands: every clone succeeds, passes
+//   `git fsck --full`, and holds the refs from before or after the push,
+//   never a mixture.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { tempDir } from '../support/git.js';
+import { makeSource, noise } from '../support/mirror-fixtures.js';
+import type { RepoSummary } from '../support/repogen.js';
+import {
+  anonymousClient,
+  assertCloneMatches,
+  assertFsck,
+  assertStoreVerifies,
+  bearerClient,
+  cloneRefs,
+  gitOk,
+  lsRemote,
+  pf,
+  runGit,
+  sortedEntries,
+  startServe,
+  stopAllServers,
+  type GitClient,
+  type ServeProcess,
+} from '../support/serve-fixtures.js';
+
+const tmp = tempDir('packferry-serve-concurrency-');
+const root = join(tmp.path, 'root');
+const none = anonymousClient();
+let server: ServeProcess;
+let source: RepoSummary;
+let writer: GitClient;
+let repoUrl: string;
+let counter = 0;
+
+/** A commit on top of the clone's HEAD with a file of its own (some random bytes, so the packs take a moment). */
+async function commit(dir: string, label: string): Promise<string> {
+  writeFileSync(join(dir, `${label}.bin`), noise(32 * 1024, `${label}-${++counter}`));
+  await gitOk(none, ['add', '.'], { cwd: dir });
+  await gitOk(none, ['commit', '-q', '-m', `${label} ${counter}`], { cwd: dir });
+  return gitOk(none, ['rev-parse', 'HEAD'], { cwd: dir });
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i]);
+      }
+    }),
+  );
+  return results;
+}
+
+before(async () => {
+  source = await makeSource(join(tmp.path, 'source.git'), 17);
+  await pf(['mirror', source.dir, join(root, 'r.git')]);
+  await pf(['repo', 'edit', 'r', '--public', '--store', root]);
+  const token = (JSON.parse((await pf(['token', 'create', 'dev', '--read', '--write', '--store', root, '--json'])).stdout) as { token: string }).token;
+  server = await startServe(['--store', root]);
+  writer = bearerClient(token);
+  repoUrl = `${server.url}/r.git`;
+});
+
+after(async () => {
+  await stopAllServers();
+  tmp.cleanup();
+});
+
+describe('packferry serve under concurrency', () => {
+  it('lets exactly one of two racing pushes to a branch win; the other is refused cleanly', async (t) => {
+    const a = join(tmp.path, 'a');
+    const b = join(tmp.path, 'b');
+    await Promise.all([gitOk(writer, ['clone', '-q', repoUrl, a]), gitOk(writer, ['clone', '-q', repoUrl, b])]);
+    for (let round = 0; round < 3; round++) {
+      const base = (await lsRemote(writer, repoUrl)).get('refs/heads/main')!;
+      const tips = { a: await commit(a, `a${round}`), b: await commit(b, `b${round}`) };
+      const [ra, rb] = await Promise.all([runGit(writer, ['push', 'origin', 'main'], { cwd: a }), runGit(writer, ['push', 'origin', 'main'], { cwd: b })]);
+      const results = [
+        { name: 'a', tip: tips.a, ...ra },
+        { name: 'b', tip: tips.b, ...rb },
+      ];
+      const winners = results.filter((r) => r.code === 0);
+      assert.equal(winners.length, 1, `round ${round}: exactly one push succeeds:\n${results.map((r) => `${r.name}: ${r.code}\n${r.stderr}`).join('\n')}`);
+      const loser = results.find((r) => r.code !== 0)!;
+      // Refused for its ref: by the server (stale info, or the lock of the other push) or, if the
+      // other push had finished before this one began, by git itself (fetch first).
+      assert.match(loser.stderr, /! \[(remote rejected|rejected)\] +main -> main \((stale info|another push to this repository is in progress|fetch first)/, loser.stderr);
+      assert.doesNotMatch(loser.stderr, /RPC failed|HTTP 5\d\d|unexpected disconnect|hung up/);
+      t.diagnostic(`round ${round}: ${winners[0].name} won; ${loser.name}: ${/\((.*)\)/.exec(loser.stderr)?.[1]}`);
+      assert.equal((await lsRemote(writer, repoUrl)).get('refs/heads/main'), winners[0].tip, `round ${round}: main is the winner's commit`);
+      assert.notEqual(winners[0].tip, base);
+      // Both clones catch up with the winner for the next round.
+      for (const dir of [a, b]) {
+        await gitOk(writer, ['fetch', '-q', 'origin'], { cwd: dir });
+        await gitOk(none, ['reset', '-q', '--hard', 'origin/main'], { cwd: dir });
+      }
+    }
+    await assertCloneMatches(writer, repoUrl, a);
+    await assertCloneMatches(writer, repoUrl, b);
+    await assertStoreVerifies(join(root, 'r.git'));
+  });
+
+  it('serves 50 clones at once, while a push lands, each with a whole set of refs', async (t) => {
+    const work = join(tmp.path, 'pusher');
+    await gitOk(writer, ['clone', '-q', repoUrl, work]);
+    const beforeRefs = await lsRemote(none, repoUrl);
+    const tip = await commit(work, 'during-clones');
+    const dirs = Array.from({ length: 50 }, (_, i) => join(tmp.path, `clone-${i}`));
+    const [clones, push] = await Promise.all([
+      // Started 10 ms apart, so that some begin before the push lands and some after (all overlap).
+      Promise.all(dirs.map(async (dir, i) => (await sleep(i * 10), runGit(none, ['clone', '-q', '--bare', repoUrl, dir])))),
+      runGit(writer, ['push', '-q', 'origin', 'main', 'main:refs/heads/during-clones'], { cwd: work }),
+    ]);
+    assert.equal(push.code, 0, push.stderr);
+    clones.forEach((r, i) => assert.equal(r.code, 0, `clone ${i} failed:\n${r.stderr}`));
+    const afterRefs = await lsRemote(none, repoUrl);
+    assert.equal(afterRefs.get('refs/heads/main'), tip);
+    assert.equal(afterRefs.get('refs/heads/during-clones'), tip);
+    const states = { before: JSON.stringify(sortedEntries(beforeRefs)), after: JSON.stringify(sortedEntries(afterRefs)) };
+    const seen = await pool(dirs, 4, async (dir) => {
+      const refs = JSON.stringify(sortedEntries(await cloneRefs(dir)));
+      assert.ok(refs === states.before || refs === states.after, `${dir} holds a mixture of refs:\n${refs}`);
+      await assertFsck(dir);
+      return refs === states.before ? 'before' : 'after';
+    });
+    assert.equal(seen.length, 50);
+    t.diagnostic(`${seen.filter((s) => s === 'before').length} clones before the push, ${seen.filter((s) => s === 'after').length} after`);
+    await assertStoreVerifies(join(root, 'r.git'));
+  });
+});

@@ -1,0 +1,228 @@
+// `packferry serve` with access tokens and public repositories (issue 5,
+// scenarios 2 and 3): the real server process on plain HTTP with tokens
+// enabled, tokens made by `packferry token create`, the real git sending
+// them as the password of the URL (after the server's 401 challenge) or as
+// `Authorization: Bearer` (http.extraHeader). Revoked, expired and unknown
+// tokens are refused; public repositories (repo create --public, repo edit
+// --public) are readable by anyone, and a private repository answers an
+// anonymous client exactly like a repository that does not exist.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { tempDir } from '../support/git.js';
+import { makeSource, refMap } from '../support/mirror-fixtures.js';
+import type { RepoSummary } from '../support/repogen.js';
+import {
+  anonymousClient,
+  assertCloneMatches,
+  assertStoreVerifies,
+  bearerClient,
+  gitFails,
+  gitOk,
+  lsRemote,
+  pf,
+  rawRequest,
+  runGit,
+  sortedEntries,
+  startServe,
+  stopAllServers,
+  type ServeProcess,
+} from '../support/serve-fixtures.js';
+
+const tmp = tempDir('packferry-serve-tokens-');
+const root = join(tmp.path, 'root');
+const none = anonymousClient();
+let server: ServeProcess;
+let source: RepoSummary;
+let counter = 0;
+/** Token secrets by name, and ids. */
+const tokens: Record<string, { token: string; id: string; expires: string | null }> = {};
+let revokedAt = 0;
+
+function fresh(label: string): string {
+  return join(tmp.path, `${label}-${++counter}`);
+}
+
+/** http://user:TOKEN@127.0.0.1:PORT/NAME.git */
+function tokenUrl(name: string, token: string, user = 'u'): string {
+  const u = new URL(`${server.url}/${name}.git`);
+  u.username = user;
+  u.password = token;
+  return u.href;
+}
+
+async function createToken(label: string, flags: string[]): Promise<void> {
+  const out = await pf(['token', 'create', label, '--store', root, '--json', ...flags]);
+  const doc = JSON.parse(out.stdout) as { token: string; id: string; expires: string | null };
+  assert.match(doc.token, /^pft_[A-Za-z0-9_-]{43}$/);
+  tokens[label] = doc;
+}
+
+async function commit(dir: string, file: string, content: string): Promise<string> {
+  writeFileSync(join(dir, file), content);
+  await gitOk(none, ['add', file], { cwd: dir });
+  await gitOk(none, ['commit', '-q', '-m', `edit ${file} (${++counter})`], { cwd: dir });
+  return gitOk(none, ['rev-parse', 'HEAD'], { cwd: dir });
+}
+
+before(async () => {
+  source = await makeSource(join(tmp.path, 'source.git'), 11);
+  await Promise.all([pf(['mirror', source.dir, join(root, 'priv.git')]), pf(['mirror', source.dir, join(root, 'pub.git')])]);
+  await pf(['repo', 'edit', 'pub', '--public', '--store', root]);
+  await pf(['repo', 'create', 'pub2', '--public', '--description', 'made public at creation', '--store', root]);
+  // One at a time: token commands are read-modify-write on one file.
+  await createToken('alice', ['--read', '--write']);
+  await createToken('reader', ['--read']);
+  await createToken('doomed', ['--read', '--write']);
+  await createToken('old', ['--read', '--write', '--expires', '0.00001']);
+  server = await startServe(['--store', root]);
+});
+
+after(async () => {
+  await stopAllServers();
+  tmp.cleanup();
+});
+
+describe('packferry serve with tokens', () => {
+  it('lists the tokens, never their secrets', async () => {
+    const out = (await pf(['token', 'ls', '--store', root])).stdout;
+    for (const [label, t] of Object.entries(tokens)) {
+      assert.match(out, new RegExp(`^${t.id}  ${label}  `, 'm'));
+      assert.equal(out.includes(t.token), false);
+    }
+  });
+
+  it('refuses a token once it is revoked', async () => {
+    const url = tokenUrl('priv', tokens.doomed.token);
+    assert.ok((await lsRemote(none, url)).size > 0, 'works before');
+    const out = await pf(['token', 'revoke', tokens.doomed.id, '--store', root]);
+    assert.match(out.stdout, new RegExp(`revoked token ${tokens.doomed.id} of doomed`));
+    revokedAt = Date.now();
+    // The server re-reads the tokens at most every 5 s: checked again at the end of this file.
+    assert.doesNotMatch((await pf(['token', 'ls', '--store', root])).stdout, new RegExp(tokens.doomed.id));
+  });
+
+  it('clones and pushes with a token as the password of the URL', async () => {
+    const url = tokenUrl('priv', tokens.alice.token);
+    const dir = fresh('alice');
+    await gitOk(none, ['clone', '-q', url, dir]);
+    const remote = await assertCloneMatches(none, url, dir);
+    assert.deepEqual(sortedEntries(remote), sortedEntries(refMap(source.dir)));
+    const tip = await commit(dir, 'token.txt', 'pushed with a token\n');
+    await gitOk(none, ['push', '-q', 'origin', 'main', 'HEAD:refs/heads/by-token'], { cwd: dir });
+    const after = await lsRemote(none, url);
+    assert.equal(after.get('refs/heads/main'), tip);
+    assert.equal(after.get('refs/heads/by-token'), tip);
+    await gitOk(none, ['fetch', '-q', 'origin'], { cwd: dir });
+    await assertCloneMatches(none, url, dir);
+    // The token alone decides; the user name in the URL does not matter.
+    assert.deepEqual(sortedEntries(await lsRemote(none, tokenUrl('priv', tokens.alice.token, 'somebody-else'))), sortedEntries(after));
+  });
+
+  it('clones and pushes with Authorization: Bearer (http.extraHeader)', async () => {
+    const bearer = bearerClient(tokens.alice.token);
+    const url = `${server.url}/priv.git`;
+    const dir = fresh('bearer');
+    await gitOk(bearer, ['clone', '-q', url, dir]);
+    await assertCloneMatches(bearer, url, dir);
+    const tip = await commit(dir, 'bearer.txt', 'pushed with a bearer token\n');
+    await gitOk(bearer, ['push', '-q', 'origin', 'HEAD:refs/heads/by-bearer'], { cwd: dir });
+    assert.equal((await lsRemote(bearer, url)).get('refs/heads/by-bearer'), tip);
+  });
+
+  it('does not let a read-only token push', async () => {
+    const url = tokenUrl('priv', tokens.reader.token);
+    const dir = fresh('reader');
+    await gitOk(none, ['clone', '-q', url, dir]);
+    const before = await lsRemote(none, url);
+    await commit(dir, 'reader.txt', 'a reader tries\n');
+    assert.match(await gitFails(none, ['push', 'origin', 'main'], { cwd: dir }), /not found/);
+    const res = await rawRequest(server.url, '/priv.git/info/refs?service=git-receive-pack', { headers: { authorization: `Bearer ${tokens.reader.token}` } });
+    assert.equal(res.status, 404);
+    assert.deepEqual(sortedEntries(await lsRemote(none, url)), sortedEntries(before));
+  });
+
+  it('refuses an expired token and an unknown one', async () => {
+    const expires = Date.parse(tokens.old.expires!);
+    if (Date.now() <= expires) await sleep(expires - Date.now() + 50);
+    assert.match((await pf(['token', 'ls', '--store', root])).stdout, new RegExp(`^${tokens.old.id}  old  .*expired`, 'm'));
+    const unknown = `pft_${'A'.repeat(43)}`;
+    for (const token of [tokens.old.token, unknown, 'not-a-token']) {
+      const stderr = await gitFails(none, ['ls-remote', tokenUrl('priv', token)]);
+      assert.match(stderr, /Authentication failed|not found/, stderr);
+      const bearer = await runGit(bearerClient(token), ['ls-remote', `${server.url}/priv.git`]);
+      assert.notEqual(bearer.code, 0);
+      assert.equal(bearer.stdout, '', 'no ref is shown');
+    }
+  });
+});
+
+describe('public and private repositories', () => {
+  it('lets anyone clone a repository made public with repo edit --public, but not push to it', async () => {
+    const url = `${server.url}/pub.git`;
+    const dir = fresh('anon');
+    await gitOk(none, ['clone', '-q', url, dir]);
+    const remote = await assertCloneMatches(none, url, dir);
+    assert.deepEqual(sortedEntries(remote), sortedEntries(refMap(source.dir)));
+    const head = await rawRequest(server.url, '/pub.git/HEAD');
+    assert.equal(head.status, 200, 'dumb HTTP reads too');
+    assert.equal(head.body.toString(), 'ref: refs/heads/main\n');
+    await commit(dir, 'anon.txt', 'anonymous push\n');
+    await gitFails(none, ['push', 'origin', 'main'], { cwd: dir });
+    assert.deepEqual(sortedEntries(await lsRemote(none, url)), sortedEntries(remote));
+  });
+
+  it('lets anyone clone a repository created --public once a writer has pushed to it', async () => {
+    const url = `${server.url}/pub2.git`;
+    assert.equal((await lsRemote(none, url)).size, 0, 'empty, and readable anonymously');
+    await gitOk(none, ['push', '-q', tokenUrl('pub2', tokens.alice.token), 'refs/heads/main:refs/heads/main'], { cwd: source.dir });
+    const dir = fresh('anon2');
+    await gitOk(none, ['clone', '-q', url, dir]);
+    await assertCloneMatches(none, url, dir);
+    assert.equal(await gitOk(none, ['rev-parse', 'HEAD'], { cwd: dir }), source.head);
+    await assertStoreVerifies(join(root, 'pub2.git'));
+  });
+
+  it('answers an anonymous client on a private repository exactly as on a missing one (401, to let git ask)', async () => {
+    const priv = await rawRequest(server.url, '/priv.git/info/refs?service=git-upload-pack');
+    const missing = await rawRequest(server.url, '/no-such-repository.git/info/refs?service=git-upload-pack');
+    assert.equal(priv.status, 401);
+    assert.match(String(priv.headers['www-authenticate']), /^Basic realm=/);
+    assert.equal(missing.status, priv.status);
+    assert.deepEqual(priv.body, missing.body);
+    assert.equal(missing.headers['www-authenticate'], priv.headers['www-authenticate']);
+    assert.equal(missing.headers['content-type'], priv.headers['content-type']);
+    for (const path of ['/priv.git/HEAD', '/priv.git/info/refs?service=git-receive-pack']) assert.equal((await rawRequest(server.url, path)).status, 401, path);
+
+    const privClone = await gitFails(none, ['clone', `${server.url}/priv.git`, fresh('no')]);
+    const missingClone = await gitFails(none, ['clone', `${server.url}/no-such-repository.git`, fresh('no')]);
+    const normalise = (s: string) => s.replace(/\/tmp\/\S+/g, 'DIR').replace(/priv|no-such-repository/g, 'NAME');
+    assert.equal(normalise(privClone), normalise(missingClone));
+    assert.match(privClone, /could not read Username/);
+  });
+
+  it('makes a public repository private again (repo edit --private)', async () => {
+    await pf(['repo', 'edit', 'pub', '--private', '--store', root]);
+    try {
+      assert.equal((await rawRequest(server.url, '/pub.git/info/refs?service=git-upload-pack')).status, 401);
+      await gitFails(none, ['ls-remote', `${server.url}/pub.git`]);
+      assert.ok((await lsRemote(none, tokenUrl('pub', tokens.reader.token))).size > 0);
+    } finally {
+      await pf(['repo', 'edit', 'pub', '--public', '--store', root]);
+    }
+    assert.ok((await lsRemote(none, `${server.url}/pub.git`)).size > 0);
+  });
+
+  it('no longer accepts the revoked token (5 s after the revocation at most)', async () => {
+    assert.ok(revokedAt > 0);
+    const wait = revokedAt + 5200 - Date.now();
+    if (wait > 0) await sleep(wait);
+    const stderr = await gitFails(none, ['ls-remote', tokenUrl('priv', tokens.doomed.token)]);
+    assert.match(stderr, /Authentication failed/);
+    const res = await rawRequest(server.url, '/priv.git/info/refs?service=git-upload-pack', { headers: { authorization: `Bearer ${tokens.doomed.token}` } });
+    assert.equal(res.status, 401);
+    await assertStoreVerifies(join(root, 'priv.git'));
+  });
+});
