@@ -13,7 +13,7 @@ import { PackFile } from '../pack/packfile.js';
 import { PackReader } from '../pack/reader.js';
 import type { AdvertisedRef } from '../protocol/advertisement.js';
 import type { RefUpdateCommand, ReportStatus } from '../protocol/receive-pack.js';
-import { checkConnectivity } from '../store/connectivity.js';
+import { checkConnectivity, linksComplete } from '../store/connectivity.js';
 import type { WriterLock } from '../store/lock.js';
 import type { LayeredObjects } from '../store/objects.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
@@ -94,11 +94,13 @@ export class StoreTargetSession implements TargetSession {
     let reader: PackReader | undefined;
     try {
       if (staged) {
-        // The check reads every new commit and tree: a pack of moderate size is read into memory for it.
-        const packFile = staged.entry.packBytes <= IN_MEMORY_CHECK ? PackFile.fromMemory(await readFile(staged.localPack), staged.localPack) : PackFile.open(staged.localPack);
+        // A walk reads every new commit and tree: a pack of moderate size is read into memory for it,
+        // unless the links collected while indexing are likely to make it unnecessary.
+        const walk = !linksComplete(staged.indexed.links) && staged.entry.packBytes <= IN_MEMORY_CHECK;
+        const packFile = walk ? PackFile.fromMemory(await readFile(staged.localPack), staged.localPack) : PackFile.open(staged.localPack);
         reader = PackReader.fromIndex(packFile, staged.layer.index);
         const tips = [...new Set(options.commands.filter((c) => c.newOid !== ZERO_ID).map((c) => c.newOid))];
-        await checkConnectivity(tips, staged.layer, reader, existing, options.signal);
+        await checkConnectivity(tips, staged.layer, reader, existing, options.signal, staged.indexed.links);
         // LFS integration: the layer's LFS objects are stored before any ref can point at it.
         if (options.beforeCommit) await options.beforeCommit({ staged, reader, repo, signal: options.signal });
       } else {

@@ -16,6 +16,7 @@ import { oidToHex, type ObjectId } from '../core/oid.js';
 import { noProgress, ProgressMeter, type ProgressSink } from '../core/progress.js';
 import { encodeEntryHeader, MIN_ENTRY_SIZE, PACK_HEADER_SIZE, PackObjectType } from './format.js';
 import { writePackIndexV2 } from './idx.js';
+import { collectLinks, ObjectIdSet } from './links.js';
 import { PackFile } from './packfile.js';
 import { Counter, DEFAULT_CACHE_LIMIT, DeltaGraph, DeltaResolver } from './resolve.js';
 import type { ResolveWorkerData, ResolveWorkerMessage } from './resolve-worker.js';
@@ -51,6 +52,12 @@ export interface IndexPackOptions {
    * Default 64 MiB; 0 always reads from the file.
    */
   inMemoryLimit?: number;
+  /**
+   * Collect the links of the pack's commits, trees and tags (Git's
+   * index-pack --check-self-contained-and-connected), returned as `links`,
+   * so that a connectivity check can skip its walk (store/connectivity.ts).
+   */
+  collectLinks?: boolean;
 }
 
 export interface IndexedPack {
@@ -68,6 +75,18 @@ export interface IndexedPack {
   tables: PackTables;
   /** REF_DELTA entries (by position in the pack) and their base ids, `entries.length × hash length` bytes. */
   refDeltas: { entries: Int32Array; baseIds: Uint8Array };
+  /** With `collectLinks`: the ids the pack's objects refer to, one set per thread that saw objects (see pack/links.ts). */
+  links?: ObjectIdSet[];
+}
+
+/**
+ * Distinct links one thread collects before it gives up (and the caller
+ * walks instead): every object of the pack, plus as many objects outside it
+ * (the links of an incremental pack into what the receiver has) and some.
+ * At most ~20 bytes and 8 bytes of table per link.
+ */
+function linkLimit(objectCount: number): number {
+  return 2 * objectCount + 262_144;
 }
 
 /** Below this many deltas, worker start-up costs more than it saves. */
@@ -83,12 +102,18 @@ class EntryRecorder {
   refBaseIds: Uint8Array;
   deltaCount = 0;
 
+  /** Links of the whole objects seen in pass one (with IndexPackOptions.collectLinks). */
+  readonly links: ObjectIdSet | undefined;
+
   constructor(
     private readonly algo: HashAlgorithm,
     capacity: number,
+    objectCount: number,
+    collectLinks: boolean,
   ) {
     this.tables = new PackTables(algo.rawLength, capacity);
     this.refBaseIds = new Uint8Array(1024 * algo.rawLength);
+    this.links = collectLinks ? new ObjectIdSet(algo.rawLength, linkLimit(objectCount)) : undefined;
   }
 
   record = (e: ScannedEntry): void => {
@@ -104,6 +129,11 @@ class EntryRecorder {
       t.types[i] = (e.type << 4) | e.type | (e.size < SMALL_OBJECT ? SMALL_FLAG : 0);
       t.oids.set(e.oid, i * t.hashLength);
       t.baseIndex[i] = NOT_A_DELTA;
+      if (this.links && e.type !== PackObjectType.Blob) {
+        // An object too large to be held while hashed was not kept: its links are unknown.
+        if (e.data) collectLinks(e.type, e.data, this.links);
+        else this.links.giveUp();
+      }
       return;
     }
     t.types[i] = e.type;
@@ -146,6 +176,7 @@ export async function indexPackFile(packPath: string, options: IndexPackOptions 
     const scanner = new PackScanner({
       hashAlgorithm: algo,
       hashObjects: true,
+      passObjectData: options.collectLinks,
       limits: options.limits,
       onHeader: (header) => {
         if (header.objectCount * MIN_ENTRY_SIZE > size - PACK_HEADER_SIZE - algo.rawLength) {
@@ -155,7 +186,7 @@ export async function indexPackFile(packPath: string, options: IndexPackOptions 
             { details: { declared: header.objectCount, packLength: size } },
           );
         }
-        recorder = new EntryRecorder(algo, header.objectCount);
+        recorder = new EntryRecorder(algo, header.objectCount, header.objectCount, options.collectLinks ?? false);
       },
       onEntry: (e) => recorder!.record(e),
     });
@@ -215,9 +246,10 @@ export async function indexPackStream(
     const scanner = new PackScanner({
       hashAlgorithm: algo,
       hashObjects: true,
+      passObjectData: options.collectLinks,
       limits: options.limits,
       onHeader: (header) => {
-        recorder = new EntryRecorder(algo, Math.min(header.objectCount, 1 << 16));
+        recorder = new EntryRecorder(algo, Math.min(header.objectCount, 1 << 16), header.objectCount, options.collectLinks ?? false);
       },
       onEntry: (e) => recorder!.record(e),
     });
@@ -291,15 +323,20 @@ async function resolveAndIndex(
   const refEntries = Int32Array.from(recorder.refEntries);
   const refBaseIds = recorder.refBaseIds.subarray(0, refEntries.length * algo.rawLength);
   let resolved = 0;
+  const links: ObjectIdSet[] | undefined = recorder.links ? [recorder.links] : undefined;
+  const newLinkSet = links ? () => new ObjectIdSet(algo.rawLength, linkLimit(n)) : undefined;
   const meter = new ProgressMeter(progress, 'Resolving deltas', deltaCount);
   if (deltaCount > 0) {
     throwIfAborted(options.signal);
     // Room for thin-pack bases: at most one per REF_DELTA.
     const graph = DeltaGraph.build(tables, refEntries, refBaseIds, options.fixThin ? refEntries.length : 0);
-    await runResolution(packPath, memory, tables, graph, deltaCount, algo, limits, options, (done) => meter.update(done));
+    const threadLinks = await runResolution(packPath, memory, tables, graph, deltaCount, algo, limits, options, (done) => meter.update(done));
+    links?.push(...threadLinks);
     resolved = Atomics.load(graph.counters, Counter.Resolved);
     if (resolved < deltaCount && options.fixThin) {
-      const appended = await completeThinPack(packPath, tables, graph, refEntries, refBaseIds, options.fixThin, algo, limits, options.signal);
+      const thinLinks = newLinkSet?.();
+      if (thinLinks) links!.push(thinLinks);
+      const appended = await completeThinPack(packPath, tables, graph, refEntries, refBaseIds, options.fixThin, algo, limits, options.signal, thinLinks);
       appendedBases = appended.count;
       if (appended.count > 0) checksum = appended.checksum;
       resolved = Atomics.load(graph.counters, Counter.Resolved);
@@ -322,6 +359,7 @@ async function resolveAndIndex(
     index,
     tables,
     refDeltas: { entries: refEntries, baseIds: refBaseIds },
+    links,
   };
 }
 
@@ -353,12 +391,12 @@ async function runResolution(
   limits: Limits,
   options: IndexPackOptions,
   onProgress: (resolved: number) => void,
-): Promise<void> {
-  if (graph.roots.length === 0) return;
+): Promise<ObjectIdSet[]> {
+  if (graph.roots.length === 0) return [];
+  const linkLimitPerThread = options.collectLinks ? linkLimit(tables.count) : undefined;
   const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), 64));
   const workersWanted = openDeltas >= (options.minDeltasForWorkers ?? MIN_DELTAS_FOR_WORKERS) && graph.roots.length > 1 ? threads - 1 : 0;
   const cacheLimit = options.cacheLimit ?? DEFAULT_CACHE_LIMIT;
-  const workers: Promise<void>[] = [];
   const data: ResolveWorkerData = {
     packPath,
     packMemory: memory?.buffer as SharedArrayBuffer | undefined,
@@ -367,10 +405,13 @@ async function runResolution(
     hashName: algo.name,
     limits,
     cacheLimit,
+    linkLimit: linkLimitPerThread,
   };
-  for (let w = 0; w < workersWanted; w++) workers.push(runWorker(data));
+  const workers: Promise<ObjectIdSet | undefined>[] = [];
+  for (let w = 0; w < workersWanted; w++) workers.push(runWorker(data, algo.rawLength));
   const pack = memory ? PackFile.fromMemory(memory, packPath) : PackFile.open(packPath);
-  const resolver = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, cacheLimit, onProgress });
+  const links = linkLimitPerThread === undefined ? undefined : new ObjectIdSet(tables.hashLength, linkLimitPerThread);
+  const resolver = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, cacheLimit, onProgress, links });
   let mainError: unknown;
   try {
     resolver.run(true);
@@ -384,16 +425,21 @@ async function runResolution(
   const results = await Promise.allSettled(workers);
   clearInterval(timer);
   if (mainError !== undefined) throw mainError;
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  const sets: ObjectIdSet[] = links ? [links] : [];
+  for (const r of results) {
+    if (r.status === 'rejected') throw r.reason;
+    if (r.value) sets.push(r.value);
+  }
+  return sets;
 }
 
-function runWorker(data: ResolveWorkerData): Promise<void> {
+function runWorker(data: ResolveWorkerData, hashLength: number): Promise<ObjectIdSet | undefined> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./resolve-worker.js', import.meta.url), { workerData: data });
     let settled = false;
     worker.once('message', (msg: ResolveWorkerMessage) => {
       settled = true;
-      if (msg.ok) resolve();
+      if (msg.ok) resolve(msg.links && ObjectIdSet.imported(hashLength, msg.links));
       else if (msg.error.code) {
         reject(new PackferryError(msg.error.code as ErrorCode, msg.error.message, { details: msg.error.details }));
       } else {
@@ -429,11 +475,13 @@ async function completeThinPack(
   algo: HashAlgorithm,
   limits: Limits,
   signal: AbortSignal | undefined,
+  links: ObjectIdSet | undefined,
 ): Promise<{ count: number; checksum: Buffer }> {
   const H = algo.rawLength;
   const fh = await open(packPath, 'r+');
   const pack = PackFile.open(packPath);
-  const deltas = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits });
+  // The appended bases come from the receiver, complete by its own invariant: only the deltas' links are collected.
+  const deltas = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, links });
   // The trailer stays in place behind appended entries until the end: the inflater reads one byte past an entry.
   const placeholder = Buffer.alloc(H);
   try {

@@ -2,6 +2,7 @@
 // from the shared cursor until none are left (see resolve.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { PackferryError } from '../core/errors.js';
+import { ObjectIdSet } from './links.js';
 import { PackFile } from './packfile.js';
 import { DeltaGraph, DeltaResolver, type DeltaGraphBuffers } from './resolve.js';
 import { PackTables, type PackTablesBuffers } from './tables.js';
@@ -16,23 +17,28 @@ export interface ResolveWorkerData {
   hashName: string;
   limits: Partial<Limits>;
   cacheLimit: number;
+  /** Collect the resolved objects' links, up to this many (IndexPackOptions.collectLinks). */
+  linkLimit: number | undefined;
 }
 
 export type ResolveWorkerMessage =
-  | { ok: true }
+  | { ok: true; links?: { ids: Uint8Array; size: number; incomplete: boolean } }
   | { ok: false; error: { code?: string; message: string; details?: Record<string, unknown>; stack?: string } };
 
 const data = workerData as ResolveWorkerData;
 let message: ResolveWorkerMessage;
 const pack = data.packMemory ? PackFile.fromMemory(new Uint8Array(data.packMemory), data.packPath) : PackFile.open(data.packPath);
-const resolver = new DeltaResolver(PackTables.fromBuffers(data.tables), new DeltaGraph(data.graph), pack, {
+const tables = PackTables.fromBuffers(data.tables);
+const links = data.linkLimit === undefined ? undefined : new ObjectIdSet(tables.hashLength, data.linkLimit);
+const resolver = new DeltaResolver(tables, new DeltaGraph(data.graph), pack, {
   hashName: data.hashName,
   limits: data.limits,
   cacheLimit: data.cacheLimit,
+  links,
 });
 try {
   resolver.run();
-  message = { ok: true };
+  message = { ok: true, links: links?.export() };
 } catch (err) {
   message =
     err instanceof PackferryError
@@ -42,4 +48,5 @@ try {
   resolver.close();
   pack.close();
 }
-parentPort!.postMessage(message);
+// The links' ids move to the main thread rather than being copied.
+parentPort!.postMessage(message, message.ok && message.links ? [message.links.ids.buffer as ArrayBuffer] : []);

@@ -17,6 +17,7 @@ import { applyDelta } from './delta.js';
 import { OBJECT_TYPES } from '../core/object.js';
 import { isDeltaType } from './format.js';
 import { BufferPool } from './buffer-pool.js';
+import { collectLinks, type ObjectIdSet } from './links.js';
 import { createInflater, type Inflater } from './inflate.js';
 import type { PackFile } from './packfile.js';
 import { SMALL_FLAG, SMALL_OBJECT, type PackTables } from './tables.js';
@@ -167,6 +168,7 @@ export class DeltaGraph {
 }
 
 const HEADER_ROOM = 32;
+const BLOB = 3;
 /** Per-thread bound on base objects held while resolving (Git: core.deltaBaseCacheLimit, 96 MiB in all). */
 export const DEFAULT_CACHE_LIMIT = 32 * 1024 * 1024;
 
@@ -189,6 +191,8 @@ export interface ResolveOptions {
   hashName: string;
   /** Called now and then with the number of deltas resolved (all threads). */
   onProgress?: (resolved: number) => void;
+  /** Where the links of resolved commits, trees and tags are collected (see links.ts). */
+  links?: ObjectIdSet;
 }
 
 /**
@@ -358,6 +362,7 @@ export class DeltaResolver {
     t.oids.set(id, i * t.hashLength);
     t.types[i] = (type << 4) | t.packType(i) | (data.length < SMALL_OBJECT ? SMALL_FLAG : 0);
     t.depths[i] = depth;
+    if (this.options.links && type !== BLOB) collectLinks(type, data, this.options.links);
     const resolved = Atomics.add(this.graph.counters, Counter.Resolved, 1) + 1;
     if (this.options.onProgress && ++this.sinceProgress >= 1024) {
       this.sinceProgress = 0;

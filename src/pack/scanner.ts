@@ -42,7 +42,7 @@ export interface ScannedEntry {
   baseId: Uint8Array | undefined;
   /** Whole objects, when `hashObjects` is set: the raw object id. */
   oid: Uint8Array | undefined;
-  /** The inflated data, when the entry is no larger than `retainDataUpTo`. */
+  /** The inflated data, when the entry is no larger than `retainDataUpTo` (or a whole object hashed in memory, with `passObjectData`). */
   data: Uint8Array | undefined;
 }
 
@@ -60,6 +60,8 @@ export interface PackScannerOptions {
   hashObjects?: boolean;
   /** Pass the inflated data of entries up to this many bytes to `onEntry` (default: none). */
   retainDataUpTo?: number;
+  /** With `hashObjects`: also pass the data of whole objects hashed in memory (up to `streamThreshold`), valid only during `onEntry`. */
+  passObjectData?: boolean;
   /** Objects larger than this are hashed while they stream instead of being held whole (default 8 MiB). */
   streamThreshold?: number;
   limits?: Partial<Limits>;
@@ -87,6 +89,7 @@ export class PackScanner {
   private readonly algo: HashAlgorithm;
   private readonly hashObjects: boolean;
   private readonly retainDataUpTo: number;
+  private readonly passObjectData: boolean;
   private readonly streamThreshold: number;
   private readonly limits: Limits;
   private readonly onEntry: (entry: ScannedEntry) => void;
@@ -132,6 +135,7 @@ export class PackScanner {
     this.algo = options.hashAlgorithm ?? SHA1;
     this.hashObjects = options.hashObjects ?? false;
     this.retainDataUpTo = options.retainDataUpTo ?? -1;
+    this.passObjectData = options.passObjectData ?? false;
     this.streamThreshold = options.streamThreshold ?? 8 * 1024 * 1024;
     this.limits = withLimits(options.limits);
     this.onEntry = options.onEntry;
@@ -508,7 +512,7 @@ export class PackScanner {
         this.dataBuf.write(header, start, 'latin1');
         oid = oneShotHash(this.algo.name, this.dataBuf.subarray(start, HEADER_ROOM + size), 'buffer') as unknown as Buffer;
       }
-      if (size > this.retainDataUpTo) data = undefined;
+      if (size > this.retainDataUpTo && !(this.passObjectData && oid !== undefined)) data = undefined;
     } else if (this.eStreamHash !== undefined) {
       oid = this.eStreamHash.digest();
       this.eStreamHash = undefined;

@@ -25,7 +25,8 @@ import {
 import { Band, sideBandPacket } from '../protocol/side-band.js';
 import { isMirrorableRefName, ZERO_ID } from '../mirror/plan.js';
 import type { BlobStore } from '../store/backend.js';
-import { checkConnectivity } from '../store/connectivity.js';
+import { checkConnectivity, linksComplete } from '../store/connectivity.js';
+import type { ObjectIdSet } from '../pack/links.js';
 import { FsBlobStore } from '../store/fs-backend.js';
 import { peelTag } from '../store/peel.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
@@ -130,8 +131,10 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
       }
     }
     if (staged) {
-      // The connectivity walk reads every new commit and tree: a pack of moderate size is read into memory for it.
-      const file = staged.entry.packBytes <= IN_MEMORY_CHECK ? PackFile.fromMemory(await readFile(staged.localPack), staged.localPack) : PackFile.open(staged.localPack);
+      // A connectivity walk reads every new commit and tree: a pack of moderate size is read into memory
+      // for it, unless the links collected while indexing are likely to make it unnecessary.
+      const walk = !linksComplete(staged.indexed.links) && staged.entry.packBytes <= IN_MEMORY_CHECK;
+      const file = walk ? PackFile.fromMemory(await readFile(staged.localPack), staged.localPack) : PackFile.open(staged.localPack);
       packReader = PackReader.fromIndex(file, staged.layer.index);
     }
     const read = async (oid: ObjectId) => {
@@ -141,9 +144,10 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
     // Every new tip's objects must be in the new layer or already stored: one walk
     // from all the tips together; only when it fails, a walk per ref tells which.
     const tips = outcomes.filter((o) => o.status.ok && o.command.newOid !== ZERO_ID);
-    const connected = async (list: Outcome[]): Promise<boolean> => {
+    // (The links collected while indexing may spare the first walk; the per-ref ones are walks.)
+    const connected = async (list: Outcome[], links?: ObjectIdSet[]): Promise<boolean> => {
       try {
-        if (staged) await checkConnectivity([...new Set(list.map((o) => o.command.newOid))], staged.layer, packReader!, existing, ctx.signal);
+        if (staged) await checkConnectivity([...new Set(list.map((o) => o.command.newOid))], staged.layer, packReader!, existing, ctx.signal, links);
         else if (list.some((o) => !existing?.has(o.command.newOid))) return false;
         return true;
       } catch (err) {
@@ -151,7 +155,7 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
         return false;
       }
     };
-    if (tips.length > 0 && !(await connected(tips))) {
+    if (tips.length > 0 && !(await connected(tips, staged?.indexed.links))) {
       for (const o of tips) if (!(await connected([o]))) refuse(o, 'missing necessary objects');
     }
     if (ctx.denyNonFastForwards && !ctx.mayForce) {

@@ -269,7 +269,7 @@ async function buildLayer(repo: StoreRepository, k: number, options: CompactOpti
     reader = PackReader.fromIndex(PackFile.open(staged.localPack), staged.layer.index);
     const kept: Layer[] = objects.layers.slice(k);
     rest = kept.length > 0 ? new LayeredObjects(kept, repo.files) : undefined;
-    await checkConnectivity(tips, staged.layer, reader, rest, signal);
+    await checkConnectivity(tips, staged.layer, reader, rest, signal, staged.indexed.links);
     await staged.stored; // the layer's files are in place before the manifest names them
   } catch (err) {
     await staged.remove().catch(() => {}); // (not if the manifest names it: a layer identical to a listed one is that layer)

@@ -4,24 +4,42 @@
 // layer. Objects already stored are complete by the store's invariant, so the
 // walk goes only through the new layer's objects: commits, trees and tags are
 // read and their links checked; blobs need only exist.
+//
+// When the layer's links were collected while it was indexed (Git's
+// index-pack --check-self-contained-and-connected, pack/links.ts), the walk
+// is skipped if every link and every tip is in the layer or already stored,
+// as Git's clone and fetch skip rev-list then: the objects reached from the
+// tips are then all present (each one's links are, down to stored objects,
+// complete by the store's invariant). Otherwise the walk decides and names
+// what is missing (links of unreachable objects may be missing harmlessly).
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { parseCommitLinks, parseTag, FileMode, TreeCursor } from '../core/object.js';
 import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
 import { PackObjectType } from '../pack/format.js';
+import type { ObjectIdSet } from '../pack/links.js';
 import type { PackReader } from '../pack/reader.js';
 import type { Layer, LayeredObjects } from './objects.js';
 
 export interface ConnectivityResult {
-  /** New-layer objects reached from the tips (the rest of the layer is unreferenced). */
-  reached: number;
+  /** New-layer objects reached from the tips (the rest of the layer is unreferenced); undefined when no walk was needed. */
+  reached: number | undefined;
 }
 
 /**
  * Walks from `tips` through `layer` (read with `reader`), stopping at objects
- * `existing` already has. Throws ERR_MISSING_OBJECTS naming the first object
- * found in neither.
+ * `existing` already has — unless `links` (the layer's links, collected while
+ * it was indexed) prove it connected without a walk. Throws
+ * ERR_MISSING_OBJECTS naming the first object found in neither.
  */
-export async function checkConnectivity(tips: ObjectId[], layer: Layer, reader: PackReader, existing: LayeredObjects | undefined, signal?: AbortSignal): Promise<ConnectivityResult> {
+export async function checkConnectivity(
+  tips: ObjectId[],
+  layer: Layer,
+  reader: PackReader,
+  existing: LayeredObjects | undefined,
+  signal?: AbortSignal,
+  links?: ObjectIdSet[],
+): Promise<ConnectivityResult> {
+  if (links !== undefined && linksSatisfied(tips, links, layer, existing, signal)) return { reached: undefined };
   const index = layer.index;
   const visited = new Uint8Array(index.count);
   const queue: number[] = [];
@@ -77,4 +95,26 @@ export async function checkConnectivity(tips: ObjectId[], layer: Layer, reader: 
     }
   }
   return { reached };
+}
+
+/** Whether every tip and every id of `links` is in `layer` or in `existing` (false too when a set is incomplete). */
+export function linksSatisfied(tips: ObjectId[], links: ObjectIdSet[], layer: Layer, existing: LayeredObjects | undefined, signal?: AbortSignal): boolean {
+  const index = layer.index;
+  const present = (raw: Uint8Array, at: number): boolean => index.findRaw(raw, at) >= 0 || (existing?.hasRaw(raw, at) ?? false);
+  for (const tip of tips) if (!present(oidFromHex(tip), 0)) return false;
+  for (const set of links) {
+    if (set.incomplete) return false;
+    const n = set.hashLength;
+    const ids = set.raw;
+    for (let k = 0; k < set.size; k++) {
+      if ((k & 0xffff) === 0 && signal?.aborted) throw new PackferryError(ErrorCode.Aborted, 'operation aborted');
+      if (!present(ids, k * n)) return false;
+    }
+  }
+  return true;
+}
+
+/** Whether `links` are all collected (then the walk is most likely not needed, and the pack need not be read into memory for it). */
+export function linksComplete(links: ObjectIdSet[] | undefined): boolean {
+  return links !== undefined && links.every((set) => !set.incomplete);
 }

@@ -69,7 +69,8 @@ export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uin
     const objects = await repo.objects(options.signal);
     fixThin = async (oid) => objects.tryRead(oid);
   }
-  const indexed = await indexPackStream(pack, spill, { fixThin, threads: options.threads, progress: options.progress, signal: options.signal });
+  // Links are collected for the connectivity check that follows every receive (store/connectivity.ts).
+  const indexed = await indexPackStream(pack, spill, { fixThin, threads: options.threads, progress: options.progress, signal: options.signal, collectLinks: true });
   const name = `pack-${indexed.checksum.toString('hex')}`;
   const index = PackIndex.parse(indexed.index);
   let localPack = spill;

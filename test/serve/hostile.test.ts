@@ -8,6 +8,8 @@
 // - A push cut off in the command list or in the pack (the client's socket
 //   destroyed): no ref moves, the lock is released, `packferry store
 //   verify` finds no error.
+// - A push whose pack lacks an object its new tip reaches: that ref is
+//   refused ("missing necessary objects"), the complete one goes through.
 // - A push larger than --max-push: refused, nothing changes.
 // - Malformed pkt-lines: 400.
 import { after, before, describe, it } from 'node:test';
@@ -312,6 +314,21 @@ describe('packferry serve and hostile input', () => {
     assert.equal((await lsRemote(admin, repoUrl)).get('refs/heads/main'), oid);
     await gitOk(admin, ['pull', '-q', '--ff-only', 'origin', 'main'], { cwd: work });
     await assertCloneMatches(admin, repoUrl, work);
+    await assertStoreVerifies(join(root, 'r.git'));
+  });
+
+  it('refuses a push whose pack lacks an object the new tip reaches ("missing necessary objects") and changes nothing', async () => {
+    const before = await lsRemote(admin, repoUrl);
+    const { oid, parent } = await newCommit(1024);
+    // The commit and its root tree, without the new blob.
+    const treeOid = await gitOk(none, ['rev-parse', `${oid}^{tree}`], { cwd: work });
+    const pack = gitBuffer(['pack-objects', '--stdout', '-q'], { cwd: work, input: `${oid}\n${treeOid}\n` });
+    const res = await post('git-receive-pack', Buffer.concat([commandList([{ old: parent, new: oid, ref: 'refs/heads/main' }, { old: ZERO_OID, new: parent, ref: 'refs/heads/fine' }]), pack]));
+    assert.deepEqual(reportLines(res.body), ['unpack ok', 'ng refs/heads/main missing necessary objects', 'ok refs/heads/fine']);
+    const after = await lsRemote(admin, repoUrl);
+    assert.equal(after.get('refs/heads/main'), before.get('refs/heads/main'), 'main did not move');
+    assert.equal(after.get('refs/heads/fine'), parent, 'the complete ref went through');
+    await gitOk(admin, ['push', '-q', 'origin', ':refs/heads/fine'], { cwd: work });
     await assertStoreVerifies(join(root, 'r.git'));
   });
 
