@@ -2,7 +2,9 @@
 // scenarios 2 and 3): the real server process on plain HTTP with tokens
 // enabled, tokens made by `packferry token create`, the real git sending
 // them as the password of the URL (after the server's 401 challenge) or as
-// `Authorization: Bearer` (http.extraHeader). Revoked, expired and unknown
+// `Authorization: Bearer` (http.extraHeader): clone, shallow clone deepened
+// by a fetch, partial clone, push, branch delete, a force-push refused to a
+// writer and allowed to an admin token, a refusing hook. Revoked, expired and unknown
 // tokens are refused; public repositories (repo create --public, repo edit
 // --public) are readable by anyone, and a private repository answers an
 // anonymous client exactly like a repository that does not exist.
@@ -69,7 +71,7 @@ async function commit(dir: string, file: string, content: string): Promise<strin
 
 before(async () => {
   source = await makeSource(join(tmp.path, 'source.git'), 11);
-  await Promise.all([pf(['mirror', source.dir, join(root, 'priv.git')]), pf(['mirror', source.dir, join(root, 'pub.git')])]);
+  await Promise.all([pf(['mirror', source.dir, join(root, 'priv.git')]), pf(['mirror', source.dir, join(root, 'pub.git')]), pf(['mirror', source.dir, join(root, 'ops.git')])]);
   await pf(['repo', 'edit', 'pub', '--public', '--store', root]);
   await pf(['repo', 'create', 'pub2', '--public', '--description', 'made public at creation', '--store', root]);
   // One at a time: token commands are read-modify-write on one file.
@@ -77,6 +79,7 @@ before(async () => {
   await createToken('reader', ['--read']);
   await createToken('doomed', ['--read', '--write']);
   await createToken('old', ['--read', '--write', '--expires', '0.00001']);
+  await createToken('boss', ['--admin']);
   server = await startServe(['--store', root]);
 });
 
@@ -130,6 +133,54 @@ describe('packferry serve with tokens', () => {
     const tip = await commit(dir, 'bearer.txt', 'pushed with a bearer token\n');
     await gitOk(bearer, ['push', '-q', 'origin', 'HEAD:refs/heads/by-bearer'], { cwd: dir });
     assert.equal((await lsRemote(bearer, url)).get('refs/heads/by-bearer'), tip);
+  });
+
+  it('with tokens: shallow clone, fetch, partial clone, branch delete, force-push refused without admin rights, a refusing hook', async () => {
+    const url = tokenUrl('ops', tokens.alice.token);
+    const bossUrl = tokenUrl('ops', tokens.boss.token);
+    const readerUrl = tokenUrl('ops', tokens.reader.token);
+    // Shallow, then deepened by a fetch.
+    const shallow = fresh('shallow');
+    await gitOk(none, ['clone', '-q', '--depth', '1', readerUrl, shallow]);
+    assert.equal(await gitOk(none, ['rev-list', '--count', 'HEAD'], { cwd: shallow }), '1');
+    await gitOk(none, ['fetch', '-q', '--unshallow', 'origin'], { cwd: shallow });
+    assert.equal(await gitOk(none, ['rev-list', '--count', 'HEAD'], { cwd: shallow }), await gitOk(none, ['rev-list', '--count', 'main'], { cwd: source.dir }));
+    // Partial: blobs left out, fetched by the checkout.
+    const partial = fresh('partial');
+    await gitOk(none, ['clone', '-q', '--filter=blob:none', '--no-checkout', readerUrl, partial]);
+    const missing = (await gitOk(none, ['rev-list', '--objects', '--all', '--missing=print'], { cwd: partial })).split('\n').filter((l) => l.startsWith('?'));
+    assert.ok(missing.length > 10, `blobs are left out (${missing.length} missing)`);
+    await gitOk(none, ['checkout', '-q', 'main'], { cwd: partial });
+    assert.equal(await gitOk(none, ['status', '--porcelain'], { cwd: partial }), '');
+    // A writer pushes a branch, fetches, deletes it.
+    const work = fresh('ops');
+    await gitOk(none, ['clone', '-q', url, work]);
+    const tip = await commit(work, 'ops.txt', 'a branch to delete\n');
+    await gitOk(none, ['push', '-q', 'origin', 'HEAD:refs/heads/short-lived'], { cwd: work });
+    // (The clone was shallow, so single-branch: the new branch is fetched by name.)
+    await gitOk(none, ['fetch', '-q', 'origin', 'refs/heads/short-lived:refs/remotes/origin/short-lived'], { cwd: shallow });
+    assert.equal(await gitOk(none, ['rev-parse', 'origin/short-lived'], { cwd: shallow }), tip);
+    await gitOk(none, ['push', '-q', 'origin', ':refs/heads/short-lived'], { cwd: work });
+    assert.equal((await lsRemote(none, url)).has('refs/heads/short-lived'), false);
+    // Rewriting main: refused to the writer where the repository denies it, allowed to an admin token.
+    await pf(['repo', 'edit', 'ops', '--deny-non-fast-forwards', '--store', root]);
+    await gitOk(none, ['reset', '-q', '--hard', 'origin/main~1'], { cwd: work });
+    const rewritten = await commit(work, 'rewrite.txt', 'history rewritten\n');
+    const before = await lsRemote(none, url);
+    assert.match(await gitFails(none, ['push', '--force', 'origin', 'HEAD:main'], { cwd: work }), /! \[remote rejected\] HEAD -> main \(non-fast-forward\)/);
+    assert.deepEqual(sortedEntries(await lsRemote(none, url)), sortedEntries(before));
+    await gitOk(none, ['push', '-q', '--force', bossUrl, 'HEAD:main'], { cwd: work });
+    assert.equal((await lsRemote(none, url)).get('refs/heads/main'), rewritten);
+    // A pre-receive hook that refuses: its message reaches the client, nothing moves.
+    const hook = join(tmp.path, 'refuse.sh');
+    writeFileSync(hook, '#!/bin/sh\necho "pre-receive: closed for the night" >&2\nexit 1\n', { mode: 0o755 });
+    await pf(['repo', 'edit', 'ops', '--hook', `pre-receive=${hook}`, '--store', root]);
+    await commit(work, 'late.txt', 'too late\n');
+    const refused = await gitFails(none, ['push', 'origin', 'HEAD:main'], { cwd: work });
+    assert.match(refused, /^remote: pre-receive: closed for the night/m);
+    assert.match(refused, /\(pre-receive hook declined\)/);
+    assert.equal((await lsRemote(none, url)).get('refs/heads/main'), rewritten);
+    await assertStoreVerifies(join(root, 'ops.git'));
   });
 
   it('does not let a read-only token push', async () => {
