@@ -34,6 +34,16 @@ export interface ServeProcess {
 }
 
 const live = new Set<ServeProcess>();
+const liveChildren = new Set<ChildProcess>();
+
+// A test process that ends without its `after` hooks (an uncaught error, the
+// runner's timeout or interrupt) must not leave servers running behind it.
+process.once('exit', () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
+});
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.once(signal, () => process.exit(code)); // (the 'exit' handler above then kills the servers)
+}
 
 /**
  * Starts `packferry serve ARGS --listen 127.0.0.1:0` and waits for its
@@ -44,6 +54,8 @@ export async function startServe(args: string[], options: { env?: NodeJS.Process
     env: { ...gitEnv, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8');
