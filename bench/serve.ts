@@ -1,6 +1,7 @@
 // Serving (issue 5's figures), in one run against Git on the same data:
 // - clone from `packferry serve` vs from `git http-backend` behind an HTTP
-//   server (goal <= 1.5x);
+//   server (goal <= 1.5x), and the same for --depth 1 and --single-branch
+//   clones (no goal set);
 // - push of the same repository into an empty one on each (goal <= 1.5x);
 // - 50 concurrent clones from packferry serve: errors (goal 0), wall time,
 //   and the server's peak RSS.
@@ -85,8 +86,8 @@ export const serveSuite: BenchSuite = {
       backend = await startGitHttpServer({ projectRoot: gitRoot });
 
       // Clone.
-      const clone = (label: string, tool: string, url: string) =>
-        benchCommand(label, tool, 'git', ['clone', '-q', '--bare', url, join(work, 'clone.git')], {
+      const clone = (label: string, tool: string, url: string, extra: string[] = []) =>
+        benchCommand(label, tool, 'git', ['clone', '-q', '--bare', ...extra, url, join(work, 'clone.git')], {
           runs: ctx.runs,
           cwd: work,
           env,
@@ -96,6 +97,13 @@ export const serveSuite: BenchSuite = {
       const pfClone = await clone('git clone from packferry serve', 'packferry', `${serve.url}/bench.git`);
       rows.push(gitClone, pfClone);
       comparisons.push(compare('clone', gitClone, pfClone, {}));
+      // The clones CI systems make: the newest commit only; one branch's whole history.
+      for (const [what, extra] of [['--depth 1', ['--depth', '1']], ['--single-branch', ['--single-branch']]] as const) {
+        const g = await clone(`git clone ${what} from git http-backend`, 'git', `${backend.url}/bench.git`, [...extra]);
+        const p = await clone(`git clone ${what} from packferry serve`, 'packferry', `${serve.url}/bench.git`, [...extra]);
+        rows.push(g, p);
+        comparisons.push(compare(`clone ${what}`, g, p, {}));
+      }
 
       // Push the whole repository into an empty one.
       const local = join(work, 'local.git');
