@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
+import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { oidFromHex, type ObjectId } from '../core/oid.js';
 import { PackIndex } from '../pack/idx.js';
@@ -86,26 +87,59 @@ export function layerFilesFor(store: BlobStore, cacheDir: string): LayerFiles {
 /**
  * Loads the index of each named layer (newest first). With `cacheDir`, an
  * index found there is used as is (layers are content-named) and one fetched
- * is saved there.
+ * is saved there. An index another reader of the process holds is shared.
  */
 export async function loadLayers(store: BlobStore, names: string[], signal?: AbortSignal, cacheDir?: string): Promise<Layer[]> {
   return Promise.all(
     names.map(async (name) => {
-      const cached = cacheDir ? await readFile(join(cacheDir, `${name}.idx`)).catch(() => undefined) : undefined;
-      if (cached) {
-        try {
-          return { name, index: PackIndex.parse(cached) };
-        } catch {
-          // a damaged cache entry: fetch it again
-        }
+      // A layer's index already in memory (another request's) is shared: layers are immutable.
+      const key = `${store.description}\0${name}`;
+      const live = liveIndexes.get(key)?.deref();
+      if (live) return { name, index: live };
+      // One load for concurrent readers; it is not cut short by one reader's signal, but each checks its own.
+      let pending = loadingIndexes.get(key);
+      if (!pending) {
+        pending = loadLayer(store, name, cacheDir).then((layer) => {
+          liveIndexes.set(key, new WeakRef(layer.index));
+          forgetIndex.register(layer.index, key);
+          return layer.index;
+        });
+        loadingIndexes.set(key, pending);
+        const forget = () => loadingIndexes.delete(key);
+        pending.then(forget, forget);
       }
-      const bytes = await store.get(idxKey(name), signal);
-      if (!bytes) throw new PackferryError(ErrorCode.NotFound, `${store.description}: index of layer ${name} is missing`, { hint: 'run `packferry store verify`' });
-      const layer = { name, index: PackIndex.parse(bytes) };
-      if (cacheDir) await saveCachedIndex(cacheDir, name, bytes).catch(() => {});
-      return layer;
+      const index = await pending;
+      throwIfAborted(signal);
+      return { name, index };
     }),
   );
+}
+
+/**
+ * Parsed layer indexes still in use somewhere in the process, by store and
+ * layer name: a server's concurrent requests to one repository share one
+ * copy (and its lookup table) instead of each parsing its own.
+ */
+const liveIndexes = new Map<string, WeakRef<PackIndex>>();
+const loadingIndexes = new Map<string, Promise<PackIndex>>();
+const forgetIndex = new FinalizationRegistry<string>((key) => {
+  if (liveIndexes.get(key)?.deref() === undefined) liveIndexes.delete(key);
+});
+
+async function loadLayer(store: BlobStore, name: string, cacheDir?: string): Promise<Layer> {
+  const cached = cacheDir ? await readFile(join(cacheDir, `${name}.idx`)).catch(() => undefined) : undefined;
+  if (cached) {
+    try {
+      return { name, index: PackIndex.parse(cached) };
+    } catch {
+      // a damaged cache entry: fetch it again
+    }
+  }
+  const bytes = await store.get(idxKey(name));
+  if (!bytes) throw new PackferryError(ErrorCode.NotFound, `${store.description}: index of layer ${name} is missing`, { hint: 'run `packferry store verify`' });
+  const layer = { name, index: PackIndex.parse(bytes) };
+  if (cacheDir) await saveCachedIndex(cacheDir, name, bytes).catch(() => {});
+  return layer;
 }
 
 /** Keeps a layer's index in the local cache (written whole, then renamed: readers never see half of one). */
