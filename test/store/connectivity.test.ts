@@ -5,10 +5,13 @@
 // worker threads; a pack missing an object a tip reaches is refused whether
 // or not the links are complete; links that only unreachable objects leave
 // dangling fall back to the walk, which accepts the pack; links into the
-// layers already stored count as present.
+// layers already stored count as present. The id set and the link
+// collector are also checked against a model and over arbitrary bytes
+// (fast-check); test/pack/fuzz.test.ts feeds mutated packs through them.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { ErrorCode, isPackferryError } from '../../src/core/errors.js';
 import { FileMode, serializeTree, sortTreeEntries } from '../../src/core/object.js';
 import { oidToHex } from '../../src/core/oid.js';
@@ -88,6 +91,44 @@ describe('ObjectIdSet and collectLinks', () => {
     assert.deepEqual(idsOf([set]), new Set([a, 'd'.repeat(40), id(t), 'e'.repeat(40), 'f'.repeat(40), '1'.repeat(40)]));
     collectLinks(Commit, Buffer.from('not a commit\n'), set);
     assert.equal(set.incomplete, true);
+  });
+});
+
+describe('ObjectIdSet and collectLinks (fast-check)', () => {
+  it('holds exactly the distinct ids added, as a Set would, until its limit', () => {
+    const id = fc.uint8Array({ minLength: 20, maxLength: 20 });
+    fc.assert(
+      fc.property(fc.array(fc.oneof(id, fc.constantFrom(new Uint8Array(20), new Uint8Array(20).fill(255))), { maxLength: 2500 }), fc.integer({ min: 1, max: 3000 }), (ids, limit) => {
+        const set = new ObjectIdSet(20, limit);
+        const model = new Set<string>();
+        for (const raw of ids) {
+          const at = raw.length % 3; // ids at an offset inside a larger buffer, as tree entries are
+          const holder = new Uint8Array(at + 20);
+          holder.set(raw, at);
+          set.add(holder, at);
+          model.add(Buffer.from(raw).toString('hex'));
+        }
+        if (model.size > limit) {
+          assert.equal(set.incomplete, true);
+          assert.equal(set.size, 0);
+        } else {
+          assert.equal(set.incomplete, false);
+          assert.deepEqual(idsOf([set]), model);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('never throws on arbitrary object contents: it collects links or gives up', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(Commit, Tree, Tag, Blob), fc.uint8Array({ maxLength: 300 }), (type, data) => {
+        const set = new ObjectIdSet(20, 1000);
+        collectLinks(type, data, set);
+        assert.ok(set.incomplete || set.size <= data.length / 20 + 2);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
