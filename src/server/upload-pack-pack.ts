@@ -117,7 +117,7 @@ export async function* packSection(
   }
   let plan = await task;
   if (request.includeTag) plan = await includeTags(objects, refs, plan);
-  if (showProgress) yield band2(`Enumerating objects: ${plan.objects.length}, done.\n`);
+  if (showProgress) yield band2(`Enumerating objects: ${plan.count}, done.\n`);
 
   const stats: PackStats = { objects: 0, deltas: 0, reused: 0, packReused: 0 };
   for await (const chunk of generatePack(objects, plan, { thin: request.thin, ofsDelta: request.ofsDelta, stats })) {
@@ -171,6 +171,7 @@ function withObjects(objects: LayeredObjects, plan: Enumeration, oids: readonly 
   const all = [...plan.objects, ...located].sort((a, b) => order.get(a.layer)! - order.get(b.layer)! || a.offset - b.offset);
   return {
     objects: all,
+    count: all.length,
     common: plan.common,
     known: (oid) => plan.known(oid),
     sent: (oid) => extra.has(oid) || plan.sent(oid),

@@ -135,7 +135,7 @@ function unionOf(objects: LayeredObjects, k: number): Enumeration {
     const hit = objects.locateRaw(oidFromHex(oid));
     return hit !== undefined && merged.has(hit.layer);
   };
-  return { objects: out, common: [], known: () => false, sent: inMerged };
+  return { objects: out, count: out.length, common: [], known: () => false, sent: inMerged };
 }
 
 /** Compacts the repository's layers (see the module comment). Takes the writer lock unless `dryRun`. */

@@ -42,7 +42,7 @@ export interface GeneratePackOptions {
 
 export function generatePack(store: LayeredObjects, plan: Enumeration, options: GeneratePackOptions = {}): AsyncGenerator<Buffer> {
   // Whole layers can be copied unless their OFS_DELTAs would have to become REF_DELTAs.
-  if (plan.wholeLayers && options.ofsDelta !== false && plan.objects.length > 0) return copyLayers(store, plan.objects.length, options);
+  if (plan.wholeLayers && options.ofsDelta !== false && plan.count > 0) return copyLayers(store, plan.count, options);
   async function* inputs(): AsyncGenerator<PackInput> {
     for (const item of plan.objects) {
       const reader = await store.reader(item.layer);
@@ -69,7 +69,7 @@ export function generatePack(store: LayeredObjects, plan: Enumeration, options: 
     }
   }
   const writeOptions: WritePackOptions = { ofsDelta: options.ofsDelta ?? true, onEntry: options.onObject };
-  return writePack(plan.objects.length, inputs(), writeOptions);
+  return writePack(plan.count, inputs(), writeOptions);
 }
 
 /** Bytes read from a layer file at a time when layers are copied whole. */
