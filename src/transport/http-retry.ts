@@ -4,8 +4,9 @@
 // server's Retry-After header (RFC 9110, section 10.2.3: delay-seconds or an
 // HTTP-date), capped so a hostile or confused server cannot park us for hours.
 //
-// Which failures are worth a retry is the caller's decision (http.ts): only
-// requests that are safe to repeat, and only before any response byte.
+// Which failures are worth a retry is the caller's decision (http.ts, lfs.ts):
+// only requests that are safe to repeat, and only before any response byte;
+// the network failures that qualify are listed here, for both.
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */
@@ -49,4 +50,30 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
   const date = Date.parse(text);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);
+}
+
+/** Connection failures where nothing of the response arrived: safe to retry if the request is. */
+export const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** The first errno-like code on an error, its cause or the errors it aggregates. */
+export function errorCode(err: unknown, depth = 0): string | undefined {
+  if (typeof err !== 'object' || err === null || depth > 4) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code !== '') return code;
+  const nested = (err as { errors?: unknown }).errors;
+  if (Array.isArray(nested)) {
+    for (const e of nested) {
+      const c = errorCode(e, depth + 1);
+      if (c !== undefined) return c;
+    }
+  }
+  return errorCode((err as { cause?: unknown }).cause, depth + 1);
 }

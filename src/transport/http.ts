@@ -52,7 +52,7 @@ import {
   type CredentialSources,
   type HttpCredentials,
 } from './http-credentials.js';
-import { DEFAULT_RETRY_POLICY, RETRYABLE_STATUSES, parseRetryAfter, retryDelayMs, type RetryPolicy } from './http-retry.js';
+import { DEFAULT_RETRY_POLICY, errorCode, RETRYABLE_NETWORK_CODES, RETRYABLE_STATUSES, parseRetryAfter, retryDelayMs, type RetryPolicy } from './http-retry.js';
 import { parseHttpUrl, redactUrl, repositoryUrl, sameOrigin } from './http-url.js';
 import { readNetrcFile, type NetrcEntry } from './netrc.js';
 import type { GitServiceName, OpenServiceOptions, RequestOptions, ServiceSession, Transport } from './types.js';
@@ -170,40 +170,14 @@ export function bypassesProxy(url: URL, noProxy: ProxySettings['noProxy']): bool
 }
 
 /** A media type without parameters, lowercased: "application/x-git-upload-pack-result". */
-function mediaType(value: string | string[] | undefined): string {
-  const text = Array.isArray(value) ? value[0] : value;
-  return (text ?? '').split(';')[0].trim().toLowerCase();
+export function mediaType(value: string | string[] | undefined): string {
+  return (headerText(value) ?? '').split(';')[0].trim().toLowerCase();
 }
 
-function headerText(value: string | string[] | undefined): string | undefined {
+/** A header's (first) value. */
+export function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
-
-/** The first errno-like code on an error, its cause or the errors it aggregates. */
-function errorCode(err: unknown, depth = 0): string | undefined {
-  if (typeof err !== 'object' || err === null || depth > 4) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && code !== '') return code;
-  const nested = (err as { errors?: unknown }).errors;
-  if (Array.isArray(nested)) {
-    for (const e of nested) {
-      const c = errorCode(e, depth + 1);
-      if (c !== undefined) return c;
-    }
-  }
-  return errorCode((err as { cause?: unknown }).cause, depth + 1);
-}
-
-/** Connection failures where nothing of the response arrived: safe to retry if the request is. */
-const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 const TIMEOUTS: Record<string, 'connect' | 'headers' | 'body'> = {
   UND_ERR_CONNECT_TIMEOUT: 'connect',
@@ -314,8 +288,7 @@ export class HttpTransport implements Transport {
   readonly baseUrl: URL;
   private readonly credentialSources: CredentialSources;
   private readonly retryPolicy: RetryPolicy;
-  private readonly proxySettings: ProxySettings;
-  private readonly ownedDispatchers = new Map<string, Dispatcher>();
+  private readonly dispatchers: DispatcherPool;
   private netrcEntries: readonly NetrcEntry[] | undefined;
   private closed = false;
 
@@ -346,7 +319,7 @@ export class HttpTransport implements Transport {
         throw new PackferryError(ErrorCode.Usage, `HttpTransport: ${name} must be a number >= 0, not ${value}`);
       }
     }
-    this.proxySettings = proxySettingsFromEnv(env, options.proxy);
+    this.dispatchers = new DispatcherPool(options, proxySettingsFromEnv(env, options.proxy));
   }
 
   async open(service: GitServiceName, options: OpenServiceOptions): Promise<ServiceSession> {
@@ -387,9 +360,7 @@ export class HttpTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const pools = [...this.ownedDispatchers.values()];
-    this.ownedDispatchers.clear();
-    await Promise.all(pools.map((d) => d.destroy()));
+    await this.dispatchers.close();
   }
 
   /** Sends one request, following redirects and retrying as allowed; returns the streaming body. */
@@ -425,7 +396,7 @@ export class HttpTransport implements Transport {
 
       let response: Dispatcher.ResponseData;
       try {
-        response = await this.dispatcherFor(url).request({
+        response = await this.dispatchers.for(url).request({
           origin: url.origin,
           path: url.pathname + url.search,
           method: request.method,
@@ -582,39 +553,6 @@ export class HttpTransport implements Transport {
     return new PackferryError(ErrorCode.TransportConnect, `cannot reach ${where}: ${reason}`, { cause: err, details });
   }
 
-  private dispatcherFor(url: URL): Dispatcher {
-    if (this.options.dispatcher !== undefined) return this.options.dispatcher;
-    const proxy = bypassesProxy(url, this.proxySettings.noProxy)
-      ? undefined
-      : url.protocol === 'https:'
-        ? this.proxySettings.https
-        : this.proxySettings.http;
-    const key = proxy === undefined ? 'direct' : `${url.protocol}${proxy}`;
-    let dispatcher = this.ownedDispatchers.get(key);
-    if (dispatcher === undefined) {
-      const tls = { ...this.options.tls, timeout: this.options.connectTimeoutMs };
-      if (proxy === undefined) {
-        dispatcher = new Agent({ connect: tls });
-      } else {
-        let uri: URL;
-        try {
-          uri = new URL(proxy);
-        } catch {
-          throw new PackferryError(ErrorCode.InvalidUrl, `invalid proxy URL ${JSON.stringify(redactUrl(proxy))}`);
-        }
-        // Plain http:// goes through the proxy with an absolute URI (as curl
-        // does); https:// is tunnelled with CONNECT.
-        dispatcher = new ProxyAgent({
-          uri: uri.href,
-          proxyTunnel: url.protocol === 'https:',
-          requestTls: tls,
-          proxyTls: { timeout: this.options.connectTimeoutMs },
-        });
-      }
-      this.ownedDispatchers.set(key, dispatcher);
-    }
-    return dispatcher;
-  }
 }
 
 /** One conversation with a service: the info/refs advertisement, then POSTs to the (possibly redirected) base URL. */
@@ -758,15 +696,15 @@ async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
   await body.dump({ limit: 64 * 1024 }).catch(() => {});
 }
 
-/** Up to ERROR_BODY_LIMIT bytes of an error response, as printable text. */
-async function readErrorText(body: Readable): Promise<string> {
+/** Up to `limit` bytes of an error response, as printable text. */
+export async function readErrorText(body: Readable, limit = ERROR_BODY_LIMIT): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       chunks.push(chunk);
       size += chunk.length;
-      if (size >= ERROR_BODY_LIMIT) break;
+      if (size >= limit) break;
     }
   } catch {
     // The message is a courtesy; the status says what matters.
@@ -774,8 +712,58 @@ async function readErrorText(body: Readable): Promise<string> {
     body.destroy();
   }
   return Buffer.concat(chunks)
-    .subarray(0, ERROR_BODY_LIMIT)
+    .subarray(0, limit)
     .toString('utf8')
     .replace(/[^\x20-\x7e\n\u00a0-\uffff]/g, '')
     .trim();
+}
+
+/**
+ * The connection pools of one client, one per proxy route (direct, or each
+ * proxy by scheme), made on first use; or the dispatcher the caller gave.
+ */
+export class DispatcherPool {
+  private readonly pools = new Map<string, Dispatcher>();
+
+  constructor(
+    private readonly options: Pick<HttpTransportOptions, 'dispatcher' | 'tls' | 'connectTimeoutMs'>,
+    private readonly proxy: ProxySettings,
+  ) {}
+
+  for(url: URL): Dispatcher {
+    if (this.options.dispatcher !== undefined) return this.options.dispatcher;
+    const proxy = bypassesProxy(url, this.proxy.noProxy) ? undefined : url.protocol === 'https:' ? this.proxy.https : this.proxy.http;
+    const key = proxy === undefined ? 'direct' : `${url.protocol}${proxy}`;
+    let dispatcher = this.pools.get(key);
+    if (dispatcher === undefined) {
+      const tls = { ...this.options.tls, timeout: this.options.connectTimeoutMs };
+      if (proxy === undefined) {
+        dispatcher = new Agent({ connect: tls });
+      } else {
+        let uri: URL;
+        try {
+          uri = new URL(proxy);
+        } catch {
+          throw new PackferryError(ErrorCode.InvalidUrl, `invalid proxy URL ${JSON.stringify(redactUrl(proxy))}`);
+        }
+        // Plain http:// goes through the proxy with an absolute URI (as curl
+        // does); https:// is tunnelled with CONNECT.
+        dispatcher = new ProxyAgent({
+          uri: uri.href,
+          proxyTunnel: url.protocol === 'https:',
+          requestTls: tls,
+          proxyTls: { timeout: this.options.connectTimeoutMs },
+        });
+      }
+      this.pools.set(key, dispatcher);
+    }
+    return dispatcher;
+  }
+
+  /** Closes the pools it made (not a dispatcher the caller gave). */
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((d) => d.destroy()));
+  }
 }

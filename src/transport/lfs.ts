@@ -40,13 +40,13 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { throwIfAborted } from '../core/abort.js';
 import { ErrorCode, PackferryError, isPackferryError } from '../core/errors.js';
 import { authorizationHeader, credentialsFor, describeCredentials, type CredentialSources, type HttpCredentials } from './http-credentials.js';
-import { DEFAULT_RETRY_POLICY, RETRYABLE_STATUSES, parseRetryAfter, retryDelayMs, type RetryPolicy } from './http-retry.js';
+import { DEFAULT_RETRY_POLICY, errorCode, RETRYABLE_NETWORK_CODES, RETRYABLE_STATUSES, parseRetryAfter, retryDelayMs, type RetryPolicy } from './http-retry.js';
 import { parseHttpUrl, redactUrl, repositoryUrl, sameOrigin } from './http-url.js';
-import { bypassesProxy, DEFAULT_MAX_REDIRECTS, proxySettingsFromEnv, type HttpTransportOptions } from './http.js';
+import { DEFAULT_MAX_REDIRECTS, DispatcherPool, headerText, mediaType, proxySettingsFromEnv, readErrorText, type HttpTransportOptions } from './http.js';
 import { readNetrcFile, type NetrcEntry } from './netrc.js';
 
 export const LFS_MEDIA_TYPE = 'application/vnd.git-lfs+json';
@@ -59,15 +59,6 @@ const MAX_BATCH_RESPONSE = 8 * 1024 * 1024;
 const ERROR_BODY_LIMIT = 2048;
 /** Batch and download requests only read: 500 is worth another try too. */
 const LFS_RETRYABLE_STATUSES: ReadonlySet<number> = new Set([...RETRYABLE_STATUSES, 500]);
-const RETRYABLE_NETWORK_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 export interface LfsClientOptions extends HttpTransportOptions {
   /** The LFS server's URL (Git LFS's lfs.url), instead of the one discovered from the repository URL. */
@@ -121,29 +112,6 @@ export function lfsEndpointFor(repository: URL): URL {
   return repositoryUrl(url, 'info/lfs');
 }
 
-/** The first errno-like code on an error, its cause or the errors it aggregates. */
-function errorCode(err: unknown, depth = 0): string | undefined {
-  if (typeof err !== 'object' || err === null || depth > 4) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && code !== '') return code;
-  const nested = (err as { errors?: unknown }).errors;
-  if (Array.isArray(nested)) {
-    for (const e of nested) {
-      const c = errorCode(e, depth + 1);
-      if (c !== undefined) return c;
-    }
-  }
-  return errorCode((err as { cause?: unknown }).cause, depth + 1);
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function mediaType(value: string | string[] | undefined): string {
-  return (headerText(value) ?? '').split(';')[0].trim().toLowerCase();
-}
-
 interface LfsRequest {
   method: 'GET' | 'POST';
   url: URL;
@@ -163,8 +131,7 @@ export class LfsClient implements LfsBatchClient {
   readonly batchSize: number;
   private readonly sources: CredentialSources;
   private readonly retryPolicy: RetryPolicy;
-  private readonly proxy: ReturnType<typeof proxySettingsFromEnv>;
-  private readonly dispatchers = new Map<string, Dispatcher>();
+  private readonly dispatchers: DispatcherPool;
   private netrcEntries: readonly NetrcEntry[] | undefined;
   private closed = false;
 
@@ -195,7 +162,7 @@ export class LfsClient implements LfsBatchClient {
       baseDelayMs: options.retryBaseDelayMs ?? DEFAULT_RETRY_POLICY.baseDelayMs,
       maxDelayMs: options.retryMaxDelayMs ?? DEFAULT_RETRY_POLICY.maxDelayMs,
     };
-    this.proxy = proxySettingsFromEnv(env, options.proxy);
+    this.dispatchers = new DispatcherPool(options, proxySettingsFromEnv(env, options.proxy));
   }
 
   /** One batch request for up to `batchSize` objects; per-object problems come back as entries of kind 'error'. */
@@ -346,9 +313,7 @@ export class LfsClient implements LfsBatchClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const pools = [...this.dispatchers.values()];
-    this.dispatchers.clear();
-    await Promise.all(pools.map((d) => d.destroy()));
+    await this.dispatchers.close();
   }
 
   /** One request: credentials, retries, redirects (downloads); resolves with a 2xx response. */
@@ -379,7 +344,7 @@ export class LfsClient implements LfsBatchClient {
       if (credentials !== undefined) sent.authorization = authorizationHeader(credentials);
       let data: Dispatcher.ResponseData;
       try {
-        data = await this.dispatcherFor(url).request({
+        data = await this.dispatchers.for(url).request({
           origin: url.origin,
           path: url.pathname + url.search,
           method: request.method,
@@ -417,11 +382,11 @@ export class LfsClient implements LfsBatchClient {
       }
       if (LFS_RETRYABLE_STATUSES.has(status)) {
         const retryAfter = parseRetryAfter(headerText(data.headers['retry-after']));
-        const text = await readErrorText(data.body);
+        const text = await readErrorText(data.body, ERROR_BODY_LIMIT);
         if (await mayRetry(`HTTP ${status}`, retryAfter)) continue;
         throw this.statusError(status, text, url, request, credentials, retry);
       }
-      if (status < 200 || status >= 300) throw this.statusError(status, await readErrorText(data.body), url, request, credentials, retry);
+      if (status < 200 || status >= 300) throw this.statusError(status, await readErrorText(data.body, ERROR_BODY_LIMIT), url, request, credentials, retry);
       return { url, data };
     }
   }
@@ -494,29 +459,6 @@ export class LfsClient implements LfsBatchClient {
   private protocolError(url: URL, why: string): PackferryError {
     return new PackferryError(ErrorCode.Protocol, `invalid answer from the Git LFS batch API at ${redactUrl(url)}: ${why}`, { details: { url: redactUrl(url) } });
   }
-
-  private dispatcherFor(url: URL): Dispatcher {
-    if (this.options.dispatcher !== undefined) return this.options.dispatcher;
-    const proxy = bypassesProxy(url, this.proxy.noProxy) ? undefined : url.protocol === 'https:' ? this.proxy.https : this.proxy.http;
-    const key = proxy === undefined ? 'direct' : `${url.protocol}${proxy}`;
-    let dispatcher = this.dispatchers.get(key);
-    if (dispatcher === undefined) {
-      const tls = { ...this.options.tls, timeout: this.options.connectTimeoutMs };
-      if (proxy === undefined) {
-        dispatcher = new Agent({ connect: tls });
-      } else {
-        let uri: URL;
-        try {
-          uri = new URL(proxy);
-        } catch {
-          throw new PackferryError(ErrorCode.InvalidUrl, `invalid proxy URL ${JSON.stringify(redactUrl(proxy))}`);
-        }
-        dispatcher = new ProxyAgent({ uri: uri.href, proxyTunnel: url.protocol === 'https:', requestTls: tls, proxyTls: { timeout: this.options.connectTimeoutMs } });
-      }
-      this.dispatchers.set(key, dispatcher);
-    }
-    return dispatcher;
-  }
 }
 
 /** A per-object error of a batch response, as a PackferryError (spec "Response Errors" per object). */
@@ -563,25 +505,4 @@ async function readLimited(body: Readable, limit: number, tooLarge: () => Packfe
     body.destroy();
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-async function readErrorText(body: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= ERROR_BODY_LIMIT) break;
-    }
-  } catch {
-    // the status says what matters
-  } finally {
-    body.destroy();
-  }
-  return Buffer.concat(chunks)
-    .subarray(0, ERROR_BODY_LIMIT)
-    .toString('utf8')
-    .replace(/[^\x20-\x7e\n\u00a0-\uffff]/g, '')
-    .trim();
 }
