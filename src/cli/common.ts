@@ -1,5 +1,6 @@
 // Shared CLI plumbing: exit codes, argument parsing helpers, usage errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { S3Options } from '../store/open.js';
 
 /** Exit codes: documented in docs/cli.md; scripts rely on them. */
 export const ExitCode = {
@@ -38,4 +39,18 @@ export function parseCommandArgs<T extends ParseArgsConfig['options']>(
   } catch (err) {
     throw new UsageError((err as Error).message, usage);
   }
+}
+
+/** The S3 options given by a command's --s3-* flags (those it declares); --s3-sse is checked. */
+export function s3OptionsFrom(values: Record<string, unknown>, usage: string): S3Options {
+  const sse = values['s3-sse'] as string | undefined;
+  if (sse !== undefined && sse !== 'AES256' && sse !== 'aws:kms') throw new UsageError('--s3-sse takes AES256 or aws:kms', usage);
+  return {
+    endpoint: values['s3-endpoint'] as string | undefined,
+    region: values['s3-region'] as string | undefined,
+    forcePathStyle: values['s3-path-style'] === true ? true : undefined,
+    storageClass: values['s3-storage-class'] as S3Options['storageClass'],
+    serverSideEncryption: sse as S3Options['serverSideEncryption'],
+    kmsKeyId: values['s3-kms-key-id'] as string | undefined,
+  };
 }

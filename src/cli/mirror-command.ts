@@ -6,9 +6,8 @@ import { mirror, type MirrorEvent, type MirrorOptions, type MirrorResult } from 
 import { RefFilter } from '../mirror/ref-filter.js';
 import { lfsSourceFor } from '../mirror/lfs.js';
 import type { TransportOptions } from '../transport/open.js';
-import type { S3Options } from '../store/open.js';
 import { resolveSource, resolveTarget, type EndpointOptions } from './endpoints.js';
-import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
 import { formatMirror, mirrorJson } from './mirror-report.js';
 import { humanBytes, terminalProgress } from './progress.js';
@@ -171,14 +170,7 @@ export const mirrorCommand: Command = {
         connectTimeoutSeconds: timeout,
       },
     };
-    const s3: S3Options = {
-      endpoint: values['s3-endpoint'] as string | undefined,
-      region: values['s3-region'] as string | undefined,
-      forcePathStyle: values['s3-path-style'] === true ? true : undefined,
-      storageClass: values['s3-storage-class'] as S3Options['storageClass'],
-      serverSideEncryption: values['s3-sse'] as S3Options['serverSideEncryption'],
-      kmsKeyId: values['s3-kms-key-id'] as string | undefined,
-    };
+    const s3 = s3OptionsFrom(values, HELP);
     const endpointOptions: EndpointOptions = { transport: transportOptions, s3, cacheDir: values['cache-dir'] as string | undefined };
     const json = values.json === true;
     const dryRun = values['dry-run'] === true;

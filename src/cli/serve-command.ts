@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { openStoreRoot } from '../store/root.js';
-import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
 
 const HELP = `usage: packferry serve --store <store> [--listen <host:port>] [options]
@@ -88,10 +88,7 @@ export const serveCommand: Command = {
 /** Runs the server until SIGINT or SIGTERM. */
 async function serve(values: Record<string, unknown>, host: string, port: number, maxPush: number | undefined, cacheDir: string): Promise<number> {
   const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { service: 'packferry' } });
-  const root = await openStoreRoot(values.store as string, {
-    endpoint: values['s3-endpoint'] as string | undefined,
-    forcePathStyle: values['s3-path-style'] === true ? true : undefined,
-  });
+  const root = await openStoreRoot(values.store as string, s3OptionsFrom(values, HELP));
   const { createPackferryServer } = await import('../server/http.js');
   const { TokenStore, readTlsServerOptions } = await import('../server/auth/index.js');
   const tls =

@@ -4,10 +4,10 @@ import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { BlobStore } from '../store/backend.js';
 import { compactStore, DEFAULT_FACTOR, DEFAULT_GRACE_MS, type CompactResult } from '../store/compact.js';
 import { KEYS } from '../store/layout.js';
-import { openBlobStore, type S3Options } from '../store/open.js';
+import { openBlobStore } from '../store/open.js';
 import { StoreRepository } from '../store/repository.js';
 import { verifyStore, type VerifyStoreReport } from '../store/verify.js';
-import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
 import { humanBytes, terminalProgress } from './progress.js';
 
@@ -136,17 +136,7 @@ export const storeCommand: Command = {
     }
     if (positionals.length !== 1) throw new UsageError(`store ${sub} takes exactly one <store>`, HELP);
     const address = positionals[0];
-    const s3: S3Options = {
-      endpoint: values['s3-endpoint'] as string | undefined,
-      region: values['s3-region'] as string | undefined,
-      forcePathStyle: values['s3-path-style'] === true ? true : undefined,
-      storageClass: values['s3-storage-class'] as S3Options['storageClass'],
-      serverSideEncryption: values['s3-sse'] as S3Options['serverSideEncryption'],
-      kmsKeyId: values['s3-kms-key-id'] as string | undefined,
-    };
-    if (s3.serverSideEncryption !== undefined && s3.serverSideEncryption !== 'AES256' && s3.serverSideEncryption !== 'aws:kms') {
-      throw new UsageError('--s3-sse takes AES256 or aws:kms', HELP);
-    }
+    const s3 = s3OptionsFrom(values, HELP);
     const json = values.json === true;
     const progress = terminalProgress(process.stderr, values.progress === true || (!values.quiet && !json));
     const threads = positiveInt(values.threads, '--threads');

@@ -9,7 +9,7 @@ import { FsBlobStore } from '../store/fs-backend.js';
 import type { S3Options } from '../store/open.js';
 import { formatRights, type Rights } from '../server/auth/rights.js';
 import { TOKENS_KEY, TokenStore, type TokenInfo } from '../server/auth/tokens.js';
-import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
 
 const HELP = `usage: packferry token create <user> --store <root> [--read] [--write] [--admin]
@@ -129,11 +129,7 @@ export const tokenCommand: Command = {
       if (!/^\d+(\.\d+)?$/.test(values.expires as string) || !(expiresInDays > 0)) throw new UsageError(`--expires takes a positive number of days, not ${JSON.stringify(values.expires)}`, HELP);
     }
     const json = values.json === true;
-    const s3: S3Options = {
-      endpoint: values['s3-endpoint'] as string | undefined,
-      region: values['s3-region'] as string | undefined,
-      forcePathStyle: values['s3-path-style'] === true ? true : undefined,
-    };
+    const s3 = s3OptionsFrom(values, HELP);
     const blobs = await openRoot(address, s3);
     const store = new TokenStore(blobs);
     const now = new Date();
