@@ -4,8 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { CertificateInfo, CertificatePair } from '../server/auth/ca.js';
-import { formatRights, type Rights } from '../server/auth/rights.js';
-import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import { formatRights, rightsJson } from '../server/auth/rights.js';
+import { ExitCode, parseSubcommandArgs, UsageError, type SubcommandSpec } from './common.js';
 import type { Command } from './commands.js';
 
 const HELP = `usage: packferry ca init <cluster> --dir <cadir> [--days <n>] [--force] [--json]
@@ -70,7 +70,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
-const OWN: Record<string, { args: number; options: string[]; usage: string }> = {
+const OWN: Record<string, SubcommandSpec> = {
   init: { args: 1, options: ['dir', 'days', 'force'], usage: 'ca init takes one <cluster>' },
   node: { args: 2, options: ['dir', 'days', 'force', 'san'], usage: 'ca node takes a <region> and a <node>' },
   leaf: { args: 1, options: ['dir', 'days', 'force', 'admin', 'read', 'write', 'region', 'repo'], usage: 'ca leaf takes one <user>' },
@@ -82,10 +82,6 @@ function parseDays(value: unknown): number | undefined {
   const n = Number(value);
   if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`--days takes a whole number of days (0 or more), not ${JSON.stringify(value)}`, HELP);
   return n;
-}
-
-function rightsJson(r: Rights): Record<string, unknown> {
-  return { admin: r.admin, read: r.read, write: r.write, regions: [...r.regions], repos: [...r.repos] };
 }
 
 export function certificateJson(info: CertificateInfo): Record<string, unknown> {
@@ -142,15 +138,7 @@ export const caCommand: Command = {
   summary: 'A certificate authority for a cluster: CA, node and client certificates with rights',
   help: HELP,
   async run(argv) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined) throw new UsageError('expected a subcommand: init, node, leaf or info', HELP);
-    const own = OWN[sub];
-    if (own === undefined) throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (init, node, leaf or info)`, HELP);
-    const { values, positionals } = parseCommandArgs(rest, OPTIONS, HELP);
-    for (const name of Object.keys(values)) {
-      if (name !== 'json' && !own.options.includes(name)) throw new UsageError(`--${name} is not an option of ca ${sub}`, HELP);
-    }
-    if (positionals.length !== own.args) throw new UsageError(own.usage, HELP);
+    const { sub, values, positionals } = parseSubcommandArgs('ca', argv, OWN, ['json'], OPTIONS, HELP);
     const json = values.json === true;
     // Loaded here: the X.509 library is needed by ca commands only.
     const ca = await import('../server/auth/ca.js');

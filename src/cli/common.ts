@@ -54,3 +54,39 @@ export function s3OptionsFrom(values: Record<string, unknown>, usage: string): S
     kmsKeyId: values['s3-kms-key-id'] as string | undefined,
   };
 }
+
+/** A subcommand's arguments: how many positionals, which options of the command's are its own. */
+export interface SubcommandSpec {
+  args: number;
+  options: readonly string[];
+  /** The usage error when the number of positionals is wrong. */
+  usage: string;
+}
+
+/**
+ * `COMMAND SUB [options] <args>`: which subcommand, and its options and
+ * positionals. Every option of `options` is parsed; one that neither the
+ * subcommand nor `shared` takes, an unknown subcommand or a wrong count of
+ * arguments is a usage error.
+ */
+export function parseSubcommandArgs<T extends ParseArgsConfig['options']>(
+  command: string,
+  argv: string[],
+  subcommands: Record<string, SubcommandSpec>,
+  shared: readonly string[],
+  options: T,
+  usage: string,
+): { sub: string; values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] } {
+  const names = Object.keys(subcommands);
+  const list = `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
+  const [sub, ...rest] = argv;
+  if (sub === undefined) throw new UsageError(`expected a subcommand: ${list}`, usage);
+  const spec = Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined;
+  if (spec === undefined) throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (${list})`, usage);
+  const { values, positionals } = parseCommandArgs(rest, options, usage);
+  for (const name of Object.keys(values)) {
+    if (!spec.options.includes(name) && !shared.includes(name)) throw new UsageError(`--${name} is not an option of ${command} ${sub}`, usage);
+  }
+  if (positionals.length !== spec.args) throw new UsageError(spec.usage, usage);
+  return { sub, values, positionals };
+}

@@ -7,7 +7,7 @@ import { KEYS } from '../store/layout.js';
 import { openBlobStore } from '../store/open.js';
 import { StoreRepository } from '../store/repository.js';
 import { verifyStore, type VerifyStoreReport } from '../store/verify.js';
-import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
+import { ExitCode, parseSubcommandArgs, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
 import type { Command } from './commands.js';
 import { humanBytes, terminalProgress } from './progress.js';
 
@@ -90,10 +90,10 @@ const OPTIONS = {
 } as const;
 
 /** Which options each subcommand takes (besides the store and output ones). */
-const OWN: Record<string, string[]> = {
-  ls: ['refs'],
-  verify: ['full', 'strict', 'threads'],
-  compact: ['all', 'factor', 'grace', 'dry-run', 'threads'],
+const OWN: Record<string, SubcommandSpec> = {
+  ls: { args: 1, options: ['refs'], usage: 'store ls takes exactly one <store>' },
+  verify: { args: 1, options: ['full', 'strict', 'threads'], usage: 'store verify takes exactly one <store>' },
+  compact: { args: 1, options: ['all', 'factor', 'grace', 'dry-run', 'threads'], usage: 'store compact takes exactly one <store>' },
 };
 const SHARED = ['s3-endpoint', 's3-region', 's3-path-style', 's3-storage-class', 's3-sse', 's3-kms-key-id', 'cache-dir', 'json', 'progress', 'quiet'];
 
@@ -127,14 +127,7 @@ export const storeCommand: Command = {
   summary: 'Look at, verify and compact a repository in a packferry store',
   help: HELP,
   async run(argv) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined) throw new UsageError('expected a subcommand: ls, verify or compact', HELP);
-    if (!(sub in OWN)) throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (ls, verify or compact)`, HELP);
-    const { values, positionals } = parseCommandArgs(rest, OPTIONS, HELP);
-    for (const name of Object.keys(values)) {
-      if (!OWN[sub].includes(name) && !SHARED.includes(name)) throw new UsageError(`--${name} is not an option of store ${sub}`, HELP);
-    }
-    if (positionals.length !== 1) throw new UsageError(`store ${sub} takes exactly one <store>`, HELP);
+    const { sub, values, positionals } = parseSubcommandArgs('store', argv, OWN, SHARED, OPTIONS, HELP);
     const address = positionals[0];
     const s3 = s3OptionsFrom(values, HELP);
     const json = values.json === true;

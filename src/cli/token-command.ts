@@ -7,9 +7,9 @@ import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { BlobStore } from '../store/backend.js';
 import { FsBlobStore } from '../store/fs-backend.js';
 import type { S3Options } from '../store/open.js';
-import { formatRights, type Rights } from '../server/auth/rights.js';
+import { formatRights, rightsJson } from '../server/auth/rights.js';
 import { TOKENS_KEY, TokenStore, type TokenInfo } from '../server/auth/tokens.js';
-import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
+import { ExitCode, parseSubcommandArgs, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
 import type { Command } from './commands.js';
 
 const HELP = `usage: packferry token create <user> --store <root> [--read] [--write] [--admin]
@@ -66,7 +66,7 @@ const OPTIONS = {
 } as const;
 
 const SHARED = ['store', 's3-endpoint', 's3-region', 's3-path-style', 'json'];
-const OWN: Record<string, { args: number; options: string[]; usage: string }> = {
+const OWN: Record<string, SubcommandSpec> = {
   create: { args: 1, options: ['admin', 'read', 'write', 'region', 'repo', 'expires'], usage: 'token create takes one <user>' },
   ls: { args: 0, options: [], usage: 'token ls takes no arguments' },
   revoke: { args: 1, options: [], usage: 'token revoke takes one <id>' },
@@ -85,10 +85,6 @@ async function openRoot(address: string, s3: S3Options): Promise<BlobStore> {
     throw new PackferryError(ErrorCode.NotFound, `store root ${path} is not a directory`, { hint: 'give the directory that packferry serve serves' });
   }
   return new FsBlobStore(resolve(path));
-}
-
-function rightsJson(r: Rights): Record<string, unknown> {
-  return { admin: r.admin, read: r.read, write: r.write, regions: [...r.regions], repos: [...r.repos] };
 }
 
 function tokenJson(t: TokenInfo, now: Date): Record<string, unknown> {
@@ -112,15 +108,7 @@ export const tokenCommand: Command = {
   summary: 'Create, list and revoke access tokens for packferry serve',
   help: HELP,
   async run(argv) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined) throw new UsageError('expected a subcommand: create, ls or revoke', HELP);
-    const own = OWN[sub];
-    if (own === undefined) throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (create, ls or revoke)`, HELP);
-    const { values, positionals } = parseCommandArgs(rest, OPTIONS, HELP);
-    for (const name of Object.keys(values)) {
-      if (!SHARED.includes(name) && !own.options.includes(name)) throw new UsageError(`--${name} is not an option of token ${sub}`, HELP);
-    }
-    if (positionals.length !== own.args) throw new UsageError(own.usage, HELP);
+    const { sub, values, positionals } = parseSubcommandArgs('token', argv, OWN, SHARED, OPTIONS, HELP);
     const address = values.store as string | undefined;
     if (address === undefined) throw new UsageError(`token ${sub} needs --store <root>`, HELP);
     let expiresInDays: number | undefined;

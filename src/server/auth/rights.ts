@@ -126,3 +126,8 @@ export function formatRights(rights: Rights): string {
   const flags = [rights.admin && 'admin', rights.read && 'read', rights.write && 'write'].filter(Boolean).join(', ') || 'no rights';
   return `${flags}; regions ${rights.regions.join(' ')}; repos ${rights.repos.join(' ')}`;
 }
+
+/** Rights as a JSON object: for `--json` output. */
+export function rightsJson(r: Rights): Record<string, unknown> {
+  return { admin: r.admin, read: r.read, write: r.write, regions: [...r.regions], repos: [...r.repos] };
+}
