@@ -19,6 +19,7 @@ import {
   assertCloneMatches,
   assertFsck,
   assertStoreVerifies,
+  commitFile,
   certClient,
   gitFails,
   gitOk,
@@ -51,14 +52,6 @@ let counter = 0;
 
 function fresh(label: string): string {
   return join(tmp.path, `${label}-${++counter}`);
-}
-
-/** Writes `file` in the working clone `dir` and commits it; the new commit's id. */
-async function commit(dir: string, file: string, content: string): Promise<string> {
-  writeFileSync(join(dir, file), content);
-  await gitOk(none, ['add', file], { cwd: dir });
-  await gitOk(none, ['commit', '-q', '-m', `edit ${file} (${++counter})`], { cwd: dir });
-  return gitOk(none, ['rev-parse', 'HEAD'], { cwd: dir });
 }
 
 /** A working clone made by `client`, checked against the server. */
@@ -130,11 +123,11 @@ describe('packferry serve over HTTPS with client certificates', () => {
   it('pushes with a write certificate (new branch, fast-forward), and a fetch sees it', async () => {
     const readerClone = await cloneAs(reader);
     const work = await cloneAs(writer);
-    const topic = await commit(work, 'topic.txt', 'a new branch\n');
+    const topic = await commitFile(work, 'topic.txt', 'a new branch\n');
     await gitOk(writer, ['push', '-q', 'origin', 'HEAD:refs/heads/topic/one'], { cwd: work });
     await gitOk(none, ['checkout', '-q', 'main'], { cwd: work });
-    const ff1 = await commit(work, 'ff.txt', 'fast-forward 1\n');
-    const ff2 = await commit(work, 'ff.txt', 'fast-forward 2\n');
+    const ff1 = await commitFile(work, 'ff.txt', 'fast-forward 1\n');
+    const ff2 = await commitFile(work, 'ff.txt', 'fast-forward 2\n');
     const push = await runGit(writer, ['push', 'origin', 'main'], { cwd: work });
     assert.equal(push.code, 0, push.stderr);
     assert.match(push.stderr, new RegExp(`${source.head.slice(0, 7)}\\.\\.${ff2.slice(0, 7)}\\s+main -> main`));
@@ -166,7 +159,7 @@ describe('packferry serve over HTTPS with client certificates', () => {
       const work = await cloneAs(writer);
       const before = await lsRemote(reader, repoUrl);
       await gitOk(none, ['reset', '-q', '--hard', 'HEAD~1'], { cwd: work });
-      const rewritten = await commit(work, 'rewrite.txt', 'history rewritten\n');
+      const rewritten = await commitFile(work, 'rewrite.txt', 'history rewritten\n');
       const refused = await gitFails(writer, ['push', '--force', 'origin', 'main'], { cwd: work });
       assert.match(refused, /! \[remote rejected\] main -> main \(non-fast-forward\)/);
       // Deleting a branch is a non-fast-forward too.
@@ -185,7 +178,7 @@ describe('packferry serve over HTTPS with client certificates', () => {
     // Without the setting a writer may force.
     const work = await cloneAs(writer);
     await gitOk(none, ['reset', '-q', '--hard', 'HEAD~1'], { cwd: work });
-    const again = await commit(work, 'rewrite.txt', 'rewritten again\n');
+    const again = await commitFile(work, 'rewrite.txt', 'rewritten again\n');
     await gitOk(writer, ['push', '-q', '--force', 'origin', 'main'], { cwd: work });
     assert.equal((await lsRemote(reader, repoUrl)).get('refs/heads/main'), again);
     await assertStoreVerifies(join(root, 'r.git'));
@@ -197,7 +190,7 @@ describe('packferry serve over HTTPS with client certificates', () => {
     try {
       const work = await cloneAs(writer);
       const before = await lsRemote(reader, repoUrl);
-      await commit(work, 'hooked.txt', 'refused by the hook\n');
+      await commitFile(work, 'hooked.txt', 'refused by the hook\n');
       const stderr = await gitFails(writer, ['push', 'origin', 'main', 'HEAD:refs/heads/hooked'], { cwd: work });
       assert.match(stderr, /^remote: pre-receive: no pushes to refs\/heads\/main today/m);
       assert.match(stderr, /^remote: pre-receive: no pushes to refs\/heads\/hooked today/m);
@@ -214,7 +207,7 @@ describe('packferry serve over HTTPS with client certificates', () => {
     await pf(['repo', 'edit', 'r', '--hook', `update=${hook}`, '--store', root]);
     try {
       const work = await cloneAs(writer);
-      const tip = await commit(work, 'update-hook.txt', 'one ref accepted, one refused\n');
+      const tip = await commitFile(work, 'update-hook.txt', 'one ref accepted, one refused\n');
       const stderr = await gitFails(writer, ['push', 'origin', 'main', 'HEAD:refs/heads/blocked/b', 'HEAD:refs/heads/allowed'], { cwd: work });
       assert.match(stderr, new RegExp(`^remote: update: refs/heads/blocked/b is blocked \\(0{40} -> ${tip}\\)`, 'm'));
       assert.match(stderr, /! \[remote rejected\] HEAD -> blocked\/b \(hook declined\)/);
@@ -237,7 +230,7 @@ describe('packferry serve over HTTPS with client certificates', () => {
     try {
       const work = await cloneAs(writer);
       const old = await gitOk(none, ['rev-parse', 'HEAD'], { cwd: work });
-      const tip = await commit(work, 'post.txt', 'post-receive sees this\n');
+      const tip = await commitFile(work, 'post.txt', 'post-receive sees this\n');
       const push = await runGit(writer, ['push', 'origin', 'main', ':refs/heads/allowed'], { cwd: work });
       assert.equal(push.code, 0, push.stderr);
       assert.match(push.stderr, /^remote: post-receive: thanks/m);
@@ -290,7 +283,7 @@ describe('packferry serve over HTTPS with client certificates', () => {
   it('does not let a read-only certificate push (404 on receive-pack)', async () => {
     const work = await cloneAs(reader);
     const before = await lsRemote(reader, repoUrl);
-    await commit(work, 'reader.txt', 'a reader tries to push\n');
+    await commitFile(work, 'reader.txt', 'a reader tries to push\n');
     const stderr = await gitFails(reader, ['push', 'origin', 'main'], { cwd: work });
     assert.match(stderr, /not found/);
     for (const [method, path] of [

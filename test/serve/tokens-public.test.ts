@@ -21,6 +21,7 @@ import {
   assertCloneMatches,
   assertStoreVerifies,
   bearerClient,
+  commitFile,
   gitFails,
   gitOk,
   lsRemote,
@@ -60,13 +61,6 @@ async function createToken(label: string, flags: string[]): Promise<void> {
   const doc = JSON.parse(out.stdout) as { token: string; id: string; expires: string | null };
   assert.match(doc.token, /^pft_[A-Za-z0-9_-]{43}$/);
   tokens[label] = doc;
-}
-
-async function commit(dir: string, file: string, content: string): Promise<string> {
-  writeFileSync(join(dir, file), content);
-  await gitOk(none, ['add', file], { cwd: dir });
-  await gitOk(none, ['commit', '-q', '-m', `edit ${file} (${++counter})`], { cwd: dir });
-  return gitOk(none, ['rev-parse', 'HEAD'], { cwd: dir });
 }
 
 before(async () => {
@@ -113,7 +107,7 @@ describe('packferry serve with tokens', () => {
     await gitOk(none, ['clone', '-q', url, dir]);
     const remote = await assertCloneMatches(none, url, dir);
     assert.deepEqual(sortedEntries(remote), sortedEntries(refMap(source.dir)));
-    const tip = await commit(dir, 'token.txt', 'pushed with a token\n');
+    const tip = await commitFile(dir, 'token.txt', 'pushed with a token\n');
     await gitOk(none, ['push', '-q', 'origin', 'main', 'HEAD:refs/heads/by-token'], { cwd: dir });
     const after = await lsRemote(none, url);
     assert.equal(after.get('refs/heads/main'), tip);
@@ -130,7 +124,7 @@ describe('packferry serve with tokens', () => {
     const dir = fresh('bearer');
     await gitOk(bearer, ['clone', '-q', url, dir]);
     await assertCloneMatches(bearer, url, dir);
-    const tip = await commit(dir, 'bearer.txt', 'pushed with a bearer token\n');
+    const tip = await commitFile(dir, 'bearer.txt', 'pushed with a bearer token\n');
     await gitOk(bearer, ['push', '-q', 'origin', 'HEAD:refs/heads/by-bearer'], { cwd: dir });
     assert.equal((await lsRemote(bearer, url)).get('refs/heads/by-bearer'), tip);
   });
@@ -155,7 +149,7 @@ describe('packferry serve with tokens', () => {
     // A writer pushes a branch, fetches, deletes it.
     const work = fresh('ops');
     await gitOk(none, ['clone', '-q', url, work]);
-    const tip = await commit(work, 'ops.txt', 'a branch to delete\n');
+    const tip = await commitFile(work, 'ops.txt', 'a branch to delete\n');
     await gitOk(none, ['push', '-q', 'origin', 'HEAD:refs/heads/short-lived'], { cwd: work });
     // (The clone was shallow, so single-branch: the new branch is fetched by name.)
     await gitOk(none, ['fetch', '-q', 'origin', 'refs/heads/short-lived:refs/remotes/origin/short-lived'], { cwd: shallow });
@@ -165,7 +159,7 @@ describe('packferry serve with tokens', () => {
     // Rewriting main: refused to the writer where the repository denies it, allowed to an admin token.
     await pf(['repo', 'edit', 'ops', '--deny-non-fast-forwards', '--store', root]);
     await gitOk(none, ['reset', '-q', '--hard', 'origin/main~1'], { cwd: work });
-    const rewritten = await commit(work, 'rewrite.txt', 'history rewritten\n');
+    const rewritten = await commitFile(work, 'rewrite.txt', 'history rewritten\n');
     const before = await lsRemote(none, url);
     assert.match(await gitFails(none, ['push', '--force', 'origin', 'HEAD:main'], { cwd: work }), /! \[remote rejected\] HEAD -> main \(non-fast-forward\)/);
     assert.deepEqual(sortedEntries(await lsRemote(none, url)), sortedEntries(before));
@@ -175,7 +169,7 @@ describe('packferry serve with tokens', () => {
     const hook = join(tmp.path, 'refuse.sh');
     writeFileSync(hook, '#!/bin/sh\necho "pre-receive: closed for the night" >&2\nexit 1\n', { mode: 0o755 });
     await pf(['repo', 'edit', 'ops', '--hook', `pre-receive=${hook}`, '--store', root]);
-    await commit(work, 'late.txt', 'too late\n');
+    await commitFile(work, 'late.txt', 'too late\n');
     const refused = await gitFails(none, ['push', 'origin', 'HEAD:main'], { cwd: work });
     assert.match(refused, /^remote: pre-receive: closed for the night/m);
     assert.match(refused, /\(pre-receive hook declined\)/);
@@ -188,7 +182,7 @@ describe('packferry serve with tokens', () => {
     const dir = fresh('reader');
     await gitOk(none, ['clone', '-q', url, dir]);
     const before = await lsRemote(none, url);
-    await commit(dir, 'reader.txt', 'a reader tries\n');
+    await commitFile(dir, 'reader.txt', 'a reader tries\n');
     assert.match(await gitFails(none, ['push', 'origin', 'main'], { cwd: dir }), /not found/);
     const res = await rawRequest(server.url, '/priv.git/info/refs?service=git-receive-pack', { headers: { authorization: `Bearer ${tokens.reader.token}` } });
     assert.equal(res.status, 404);
@@ -220,7 +214,7 @@ describe('public and private repositories', () => {
     const head = await rawRequest(server.url, '/pub.git/HEAD');
     assert.equal(head.status, 200, 'dumb HTTP reads too');
     assert.equal(head.body.toString(), 'ref: refs/heads/main\n');
-    await commit(dir, 'anon.txt', 'anonymous push\n');
+    await commitFile(dir, 'anon.txt', 'anonymous push\n');
     await gitFails(none, ['push', 'origin', 'main'], { cwd: dir });
     assert.deepEqual(sortedEntries(await lsRemote(none, url)), sortedEntries(remote));
   });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gitAsync, gitEnv } from './git.js';
 import { BIN, packferry, type CliResult } from './mirror-fixtures.js';
@@ -222,6 +222,17 @@ export async function gitOk(client: GitClient, args: string[], options: { cwd?: 
   const r = await runGit(client, args, options);
   assert.equal(r.code, 0, `git ${args.join(' ')} failed (exit ${r.code}):\n${r.stderr}`);
   return r.stdout.replace(/\n$/, '');
+}
+
+let commits = 0;
+
+/** Writes `file` in the working clone `dir` and commits it (no server involved); the new commit's id. */
+export async function commitFile(dir: string, file: string, content: string): Promise<string> {
+  const local = anonymousClient();
+  writeFileSync(join(dir, file), content);
+  await gitOk(local, ['add', file], { cwd: dir });
+  await gitOk(local, ['commit', '-q', '-m', `edit ${file} (${++commits})`], { cwd: dir });
+  return gitOk(local, ['rev-parse', 'HEAD'], { cwd: dir });
 }
 
 /** Runs git, which must fail; its stderr. */
