@@ -165,7 +165,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ServeO
 }
 
 /** Resolves when the response can take more, or is gone; leaves no listener behind. */
-function drained(res: ServerResponse): Promise<void> {
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

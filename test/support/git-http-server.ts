@@ -22,6 +22,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { gitEnv } from './git.js';
+import { drained } from '../../src/server/http.js';
 
 /** What a fault matcher sees of a request. */
 export interface RequestInfo {
@@ -371,19 +372,6 @@ function pause(ms: number, socket: Socket): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     socket.on('close', done);
-  });
-}
-
-/** Resolves on 'drain' or 'close', removing both listeners. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
   });
 }
 

@@ -24,6 +24,7 @@ import { FsBlobStore } from '../../src/store/fs-backend.js';
 import { StoreRepository } from '../../src/store/repository.js';
 import { advertiseUploadPack, serveUploadPack, uploadPackErrorPacket, type ServeUploadPackOptions } from '../../src/server/upload-pack.js';
 import { flushPkt, pktLineText } from '../../src/protocol/pkt-line.js';
+import { drained } from '../../src/server/http.js';
 
 export interface HarnessRequest {
   method: string;
@@ -67,19 +68,6 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of source) parts.push(chunk);
   return Buffer.concat(parts);
-}
-
-/** Resolves when `res` can take more (or has closed); the listeners go away either way. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 async function* once1(body: Buffer): AsyncGenerator<Uint8Array> {
