@@ -41,6 +41,16 @@ export function parseCommandArgs<T extends ParseArgsConfig['options']>(
   }
 }
 
+/** The --s3-* flags of the commands that write to a store (parseArgs declarations; read with s3OptionsFrom). */
+export const S3_FLAGS = {
+  's3-endpoint': { type: 'string' },
+  's3-region': { type: 'string' },
+  's3-path-style': { type: 'boolean' },
+  's3-storage-class': { type: 'string' },
+  's3-sse': { type: 'string' },
+  's3-kms-key-id': { type: 'string' },
+} as const;
+
 /** The S3 options given by a command's --s3-* flags (those it declares); --s3-sse is checked. */
 export function s3OptionsFrom(values: Record<string, unknown>, usage: string): S3Options {
   const sse = values['s3-sse'] as string | undefined;

@@ -7,7 +7,7 @@ import { RefFilter } from '../mirror/ref-filter.js';
 import { lfsSourceFor } from '../mirror/lfs.js';
 import type { TransportOptions } from '../transport/open.js';
 import { resolveSource, resolveTarget, type EndpointOptions } from './endpoints.js';
-import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
+import { ExitCode, parseCommandArgs, S3_FLAGS, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
 import { formatMirror, mirrorJson } from './mirror-report.js';
 import { humanBytes, terminalProgress } from './progress.js';
@@ -124,12 +124,7 @@ export const mirrorCommand: Command = {
         'ssh-known-hosts': { type: 'string' },
         timeout: { type: 'string' },
         protocol: { type: 'string' },
-        's3-endpoint': { type: 'string' },
-        's3-region': { type: 'string' },
-        's3-path-style': { type: 'boolean' },
-        's3-storage-class': { type: 'string' },
-        's3-sse': { type: 'string' },
-        's3-kms-key-id': { type: 'string' },
+        ...S3_FLAGS,
         'cache-dir': { type: 'string' },
         'no-lfs': { type: 'boolean' },
         'lfs-tolerate-failures': { type: 'boolean' },

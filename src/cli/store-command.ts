@@ -7,7 +7,7 @@ import { KEYS } from '../store/layout.js';
 import { openBlobStore } from '../store/open.js';
 import { StoreRepository } from '../store/repository.js';
 import { verifyStore, type VerifyStoreReport } from '../store/verify.js';
-import { ExitCode, parseSubcommandArgs, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
+import { ExitCode, parseSubcommandArgs, S3_FLAGS, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
 import type { Command } from './commands.js';
 import { humanBytes, terminalProgress } from './progress.js';
 
@@ -77,12 +77,7 @@ const OPTIONS = {
   grace: { type: 'string' },
   'dry-run': { type: 'boolean', short: 'n' },
   threads: { type: 'string' },
-  's3-endpoint': { type: 'string' },
-  's3-region': { type: 'string' },
-  's3-path-style': { type: 'boolean' },
-  's3-storage-class': { type: 'string' },
-  's3-sse': { type: 'string' },
-  's3-kms-key-id': { type: 'string' },
+  ...S3_FLAGS,
   'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
   progress: { type: 'boolean' },
@@ -95,7 +90,7 @@ const OWN: Record<string, SubcommandSpec> = {
   verify: { args: 1, options: ['full', 'strict', 'threads'], usage: 'store verify takes exactly one <store>' },
   compact: { args: 1, options: ['all', 'factor', 'grace', 'dry-run', 'threads'], usage: 'store compact takes exactly one <store>' },
 };
-const SHARED = ['s3-endpoint', 's3-region', 's3-path-style', 's3-storage-class', 's3-sse', 's3-kms-key-id', 'cache-dir', 'json', 'progress', 'quiet'];
+const SHARED = [...Object.keys(S3_FLAGS), 'cache-dir', 'json', 'progress', 'quiet'];
 
 /** "90s", "30m", "2h", "1d", "500ms", or a number of seconds. */
 export function parseDuration(text: string): number {
