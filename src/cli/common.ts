@@ -27,6 +27,28 @@ export class UsageError extends Error {
   }
 }
 
+/** "90s", "30m", "2h", "1d", "500ms", or a number of seconds: milliseconds. */
+export function parseDuration(text: string, option: string, usage: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`${option} takes a duration such as 90s, 30m or 2h, not ${JSON.stringify(text)}`, usage);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** "4096", "512k", "64M", "4G" (powers of 1024, as Git's sizes): bytes, at least 1. */
+export function parseByteSize(text: string, option: string, usage: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmgt]i?b?)?$/i.exec(text.trim());
+  const value = m === null ? NaN : Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] ?? ' ')[0].toLowerCase());
+  if (!(value >= 1) || !Number.isSafeInteger(Math.round(value))) throw new UsageError(`${option} takes a size such as 4096, 512k, 64M or 4G, not ${JSON.stringify(text)}`, usage);
+  return Math.round(value);
+}
+
+/** A positive whole number. */
+export function parseCount(text: string, option: string, usage: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(text.trim())) throw new UsageError(`${option} takes a positive whole number, not ${JSON.stringify(text)}`, usage);
+  return Number(text);
+}
+
 /** node:util parseArgs, with unknown options reported as a usage error that shows the command's help. */
 export function parseCommandArgs<T extends ParseArgsConfig['options']>(
   argv: string[],

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { openStoreRoot } from '../store/root.js';
-import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
+import type { ServerLimits } from '../server/http.js';
+import { ExitCode, parseByteSize, parseCommandArgs, parseCount, parseDuration, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
 
 const HELP = `usage: packferry serve --store <store> [--listen <host:port>] [options]
@@ -26,7 +27,21 @@ Options:
     --no-tokens             ignore Authorization headers (certificates and public reads only)
     --region <name>         this node's region, for region-scoped rights (default "default")
     --cache-dir <dir>       local cache of layers and hooks (default: a temporary directory)
-    --max-push <bytes>      largest push accepted (default 4 GiB)
+    --max-push <size>       largest push accepted (default 4G)
+
+  What clients may make the server spend (beyond these, 503 with Retry-After):
+    --max-requests <n>      requests in progress at once (default 128)
+    --max-requests-per-client <n>
+                            the same for one user, or one address for
+                            anonymous clients (default 32)
+    --max-memory <size>     refuse new requests while the process uses more
+                            (default: half of Node's heap limit)
+    --body-timeout <time>   time a request body may take before the bytes it
+                            brought earn it more, and its longest silence (default 60s)
+    --body-min-rate <bytes> bytes a second that earn a body one more second (default 1024)
+    --send-timeout <time>   cut off a client that takes nothing of its response
+                            for this long (default 60s)
+
     --log-level <level>     fatal, error, warn, info (default), debug
     --s3-endpoint <url>     S3-compatible endpoint for an s3:// store
     --s3-path-style         path-style addressing
@@ -60,6 +75,12 @@ export const serveCommand: Command = {
         region: { type: 'string' },
         'cache-dir': { type: 'string' },
         'max-push': { type: 'string' },
+        'max-requests': { type: 'string' },
+        'max-requests-per-client': { type: 'string' },
+        'max-memory': { type: 'string' },
+        'body-timeout': { type: 'string' },
+        'body-min-rate': { type: 'string' },
+        'send-timeout': { type: 'string' },
         'log-level': { type: 'string' },
         's3-endpoint': { type: 'string' },
         's3-path-style': { type: 'boolean' },
@@ -71,14 +92,14 @@ export const serveCommand: Command = {
     const { host, port } = parseListen((values.listen as string | undefined) ?? '127.0.0.1:8080');
     if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together', HELP);
     if (values['client-ca'] !== undefined && values['tls-cert'] === undefined) throw new UsageError('--client-ca needs --tls-cert and --tls-key', HELP);
-    const maxPush = values['max-push'] === undefined ? undefined : Number(values['max-push']);
-    if (maxPush !== undefined && !(maxPush > 0)) throw new UsageError('--max-push takes a number of bytes', HELP);
+    const maxPush = values['max-push'] === undefined ? undefined : parseByteSize(values['max-push'] as string, '--max-push', HELP);
+    const limits = serverLimitsFrom(values);
     // Without --cache-dir, a temporary directory of this run's own, removed when it stops.
     const ownCache = values['cache-dir'] === undefined;
     const cacheDir = ownCache ? mkdtempSync(join(tmpdir(), 'packferry-serve-')) : (values['cache-dir'] as string);
     mkdirSync(cacheDir, { recursive: true });
     try {
-      return await serve(values, host, port, maxPush, cacheDir);
+      return await serve(values, host, port, maxPush, limits, cacheDir);
     } finally {
       if (ownCache) rmSync(cacheDir, { recursive: true, force: true });
     }
@@ -86,9 +107,42 @@ export const serveCommand: Command = {
 };
 
 /** Runs the server until SIGINT or SIGTERM. */
-async function serve(values: Record<string, unknown>, host: string, port: number, maxPush: number | undefined, cacheDir: string): Promise<number> {
+/** The --max-* and --*-timeout options (those given). */
+function serverLimitsFrom(values: Record<string, unknown>): Partial<ServerLimits> {
+  const limits: Partial<ServerLimits> = {};
+  const text = (name: string) => values[name] as string | undefined;
+  if (text('max-requests') !== undefined) limits.maxRequests = parseCount(text('max-requests')!, '--max-requests', HELP);
+  if (text('max-requests-per-client') !== undefined) limits.maxRequestsPerClient = parseCount(text('max-requests-per-client')!, '--max-requests-per-client', HELP);
+  if (text('max-memory') !== undefined) limits.maxMemoryBytes = parseByteSize(text('max-memory')!, '--max-memory', HELP);
+  if (text('body-timeout') !== undefined) {
+    limits.bodyTimeoutMs = parseDuration(text('body-timeout')!, '--body-timeout', HELP);
+    limits.bodyIdleMs = limits.bodyTimeoutMs;
+  }
+  if (text('body-min-rate') !== undefined) limits.bodyMinRate = parseByteSize(text('body-min-rate')!, '--body-min-rate', HELP);
+  if (text('send-timeout') !== undefined) limits.sendStallMs = parseDuration(text('send-timeout')!, '--send-timeout', HELP);
+  for (const [name, ms] of [['--body-timeout', limits.bodyTimeoutMs], ['--send-timeout', limits.sendStallMs]] as const) {
+    if (ms !== undefined && ms < 100) throw new UsageError(`${name} must be at least 100ms`, HELP);
+  }
+  return limits;
+}
+
+async function serve(
+  values: Record<string, unknown>,
+  host: string,
+  port: number,
+  maxPush: number | undefined,
+  limits: Partial<ServerLimits>,
+  cacheDir: string,
+): Promise<number> {
   const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { service: 'packferry' } });
   const root = await openStoreRoot(values.store as string, s3OptionsFrom(values, HELP));
+  // Serving nothing from a mistyped path, or from a bucket it cannot read, would only fail later, request by request.
+  try {
+    await root.check();
+  } catch (err) {
+    await root.close();
+    throw err;
+  }
   const { createPackferryServer } = await import('../server/http.js');
   const { TokenStore, readTlsServerOptions } = await import('../server/auth/index.js');
   const tls =
@@ -103,6 +157,7 @@ async function serve(values: Record<string, unknown>, host: string, port: number
     cacheDir,
     logger,
     maxPushBytes: maxPush,
+    limits,
   });
   let url: string;
   try {

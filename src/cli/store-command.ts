@@ -7,7 +7,7 @@ import { KEYS } from '../store/layout.js';
 import { openBlobStore } from '../store/open.js';
 import { StoreRepository } from '../store/repository.js';
 import { verifyStore, type VerifyStoreReport } from '../store/verify.js';
-import { ExitCode, parseSubcommandArgs, S3_FLAGS, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
+import { ExitCode, parseDuration, parseSubcommandArgs, S3_FLAGS, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
 import type { Command } from './commands.js';
 import { humanBytes, terminalProgress } from './progress.js';
 
@@ -92,14 +92,6 @@ const OWN: Record<string, SubcommandSpec> = {
 };
 const SHARED = [...Object.keys(S3_FLAGS), 'cache-dir', 'json', 'progress', 'quiet'];
 
-/** "90s", "30m", "2h", "1d", "500ms", or a number of seconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`--grace takes a duration such as 90s, 30m or 2h, not ${JSON.stringify(text)}`, HELP);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Math.round(Number(m[1]) * unit);
-}
-
 function formatDuration(ms: number): string {
   if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000} h`;
   if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000} min`;
@@ -147,7 +139,7 @@ export const storeCommand: Command = {
             factor = Number(values.factor);
             if (!(factor > 1)) throw new UsageError(`--factor takes a number greater than 1, not ${JSON.stringify(values.factor)}`, HELP);
           }
-          const graceMs = values.grace === undefined ? undefined : parseDuration(values.grace as string);
+          const graceMs = values.grace === undefined ? undefined : parseDuration(values.grace as string, '--grace', HELP);
           const repo = await StoreRepository.open(blobs, { cacheDir: values['cache-dir'] as string | undefined, signal: controller.signal });
           try {
             const result = await compactStore(repo, {

@@ -20,7 +20,7 @@
 import { ErrorCode, PackferryError } from '../core/errors.js';
 import type { ObjectId } from '../core/oid.js';
 import { AGENT, Capabilities } from './capabilities.js';
-import { lineText, pktLine, pktLineText, flushPkt, delimPkt, LARGE_PACKET_DATA_MAX, type Packet } from './pkt-line.js';
+import { lineText, pktLine, pktLineText, flushPkt, delimPkt, DELIM, FLUSH, LARGE_PACKET_DATA_MAX, RESPONSE_END, type Packet } from './pkt-line.js';
 import { PktLineReader } from './pkt-line-reader.js';
 
 // ---------------------------------------------------------------------------
@@ -45,6 +45,12 @@ export interface UploadPackLimits {
   maxRefPrefixes: number;
   /** Capability lines of a v2 command request. */
   maxCapabilityLines: number;
+  /**
+   * pkt-lines of one request, flushes and delims included: bounds the
+   * memory a request holds before it is parsed (enough for maxWants wants
+   * and maxHaves haves together).
+   */
+  maxRequestLines: number;
 }
 
 export const DEFAULT_UPLOAD_PACK_LIMITS: Readonly<UploadPackLimits> = Object.freeze({
@@ -55,6 +61,7 @@ export const DEFAULT_UPLOAD_PACK_LIMITS: Readonly<UploadPackLimits> = Object.fre
   maxDeepenNots: 1_000,
   maxRefPrefixes: 65_536,
   maxCapabilityLines: 1_000,
+  maxRequestLines: 250_000,
 });
 
 export function uploadPackLimits(overrides?: Partial<UploadPackLimits>): UploadPackLimits {
@@ -80,23 +87,83 @@ function show(line: string): string {
 // Reading a request
 
 /**
- * Reads one request body (a stateless POST) into packets, up to the end of
- * the stream, refusing more than `maxBytes`. Data packets are views of the
- * chunks read. Throws ERR_LIMIT_EXCEEDED, ERR_PKT_LINE_LENGTH or
- * ERR_PKT_LINE_TRUNCATED.
+ * Packets read from one request, kept compactly: every data payload in one
+ * buffer, and per packet its type and where its payload lies. A request of
+ * n lines costs its own bytes plus 9 bytes a line, not an object per line;
+ * `at(i)` makes each packet when it is parsed.
+ */
+export class RequestPackets {
+  private data = new Uint8Array(4096);
+  private used = 0;
+  private ends = new Int32Array(256);
+  private types = new Uint8Array(256);
+  length = 0;
+
+  push(packet: Packet): void {
+    if (this.length === this.types.length) {
+      const ends = new Int32Array(this.length * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+      const types = new Uint8Array(this.length * 2);
+      types.set(this.types);
+      this.types = types;
+    }
+    if (packet.type === 'data') {
+      const need = this.used + packet.data.length;
+      if (need > this.data.length) {
+        const grown = new Uint8Array(Math.max(need, this.data.length * 2));
+        grown.set(this.data.subarray(0, this.used));
+        this.data = grown;
+      }
+      this.data.set(packet.data, this.used);
+      this.used = need;
+    }
+    this.types[this.length] = PACKET_CODES[packet.type];
+    this.ends[this.length] = this.used;
+    this.length++;
+  }
+
+  at(i: number): Packet | undefined {
+    if (i < 0 || i >= this.length) return undefined;
+    const code = this.types[i];
+    if (code !== DATA_CODE) return code === FLUSH_CODE ? FLUSH : code === DELIM_CODE ? DELIM : RESPONSE_END;
+    return { type: 'data', data: this.data.subarray(i === 0 ? 0 : this.ends[i - 1], this.ends[i]) };
+  }
+}
+
+const DATA_CODE = 0;
+const FLUSH_CODE = 1;
+const DELIM_CODE = 2;
+const PACKET_CODES: Record<Packet['type'], number> = { data: DATA_CODE, flush: FLUSH_CODE, delim: DELIM_CODE, 'response-end': 3 };
+
+/** What the request parsers read: an array of packets, or RequestPackets. */
+export interface PacketList {
+  readonly length: number;
+  at(index: number): Packet | undefined;
+}
+
+/**
+ * Reads one request body (a stateless POST), up to the end of the stream,
+ * refusing more than `maxBytes` or `maxLines` pkt-lines. An empty data
+ * packet ("0004"), which no upload-pack request holds (Git's upload-pack
+ * dies at the first), ends the request at once. Throws ERR_LIMIT_EXCEEDED,
+ * ERR_PROTOCOL, ERR_PKT_LINE_LENGTH or ERR_PKT_LINE_TRUNCATED.
  */
 export async function readRequestPackets(
   source: AsyncIterable<Uint8Array>,
-  options: { maxBytes?: number; signal?: AbortSignal } = {},
-): Promise<Packet[]> {
+  options: { maxBytes?: number; maxLines?: number; signal?: AbortSignal } = {},
+): Promise<RequestPackets> {
   const maxBytes = options.maxBytes ?? DEFAULT_UPLOAD_PACK_LIMITS.maxRequestBytes;
+  const maxLines = options.maxLines ?? DEFAULT_UPLOAD_PACK_LIMITS.maxRequestLines;
   const reader = new PktLineReader(source, { signal: options.signal });
-  const packets: Packet[] = [];
+  const packets = new RequestPackets();
   try {
     for (;;) {
       const packet = await reader.tryRead();
       if (packet === undefined) return packets;
       if (reader.offset > maxBytes) throw limitError('maxRequestBytes', maxBytes);
+      if (packets.length >= maxLines) throw limitError('maxRequestLines', maxLines);
+      if (packet.type === 'data' && packet.data.length === 0) throw protocolError('unexpected empty pkt-line (0004) in the request');
       packets.push(packet);
     }
   } finally {
@@ -286,14 +353,14 @@ export interface UploadPackRequestV0 {
  * A stream that ends where a flush or "done" is due is read as Git reads it
  * at the end of a stateless request: as that flush.
  */
-export function parseUploadPackRequestV0(packets: readonly Packet[], limits: UploadPackLimits = DEFAULT_UPLOAD_PACK_LIMITS): UploadPackRequestV0 {
+export function parseUploadPackRequestV0(packets: PacketList, limits: UploadPackLimits = DEFAULT_UPLOAD_PACK_LIMITS): UploadPackRequestV0 {
   const request: UploadPackRequestV0 = { wants: [], capabilities: new Capabilities(), deepen: emptyDeepen() };
   const wanted = new Set<ObjectId>();
   const shallowSeen = new Set<ObjectId>();
   let filterSpec: string | undefined;
   let i = 0;
   for (; i < packets.length; i++) {
-    const packet = packets[i];
+    const packet = packets.at(i)!;
     if (packet.type !== 'data') break; // flush ends the wants (Git: any non-data packet)
     const line = packetLine(packet);
     if (deepenLine(line, request.deepen, limits, shallowSeen)) continue;
@@ -331,7 +398,7 @@ export function parseUploadPackRequestV0(packets: readonly Packet[], limits: Upl
   if (request.wants.length === 0 || i >= packets.length) return request;
   const haves: ObjectId[] = [];
   for (; i < packets.length; i++) {
-    const packet = packets[i];
+    const packet = packets.at(i)!;
     if (packet.type !== 'data') return { ...request, negotiation: { haves, end: 'flush' } };
     const line = packetLine(packet);
     if (line === 'done') return { ...request, negotiation: { haves, end: 'done' } };
@@ -363,13 +430,13 @@ const V2_REQUEST_CAPABILITIES = new Set(['agent', 'object-format', 'server-optio
  * or nothing), which asks for nothing. Refuses unknown capabilities, a
  * missing command, a request not ended by a flush, and data after it.
  */
-export function parseCommandRequest(packets: readonly Packet[], limits: UploadPackLimits = DEFAULT_UPLOAD_PACK_LIMITS): CommandRequest | undefined {
+export function parseCommandRequest(packets: PacketList, limits: UploadPackLimits = DEFAULT_UPLOAD_PACK_LIMITS): CommandRequest | undefined {
   let command: string | undefined;
   const capabilities = new Capabilities();
   let capabilityLines = 0;
   let i = 0;
   for (; i < packets.length; i++) {
-    const packet = packets[i];
+    const packet = packets.at(i)!;
     if (packet.type === 'flush' || packet.type === 'delim') break;
     if (packet.type !== 'data') throw protocolError(`unexpected ${packet.type} packet in a command request`);
     const line = packetLine(packet);
@@ -389,15 +456,15 @@ export function parseCommandRequest(packets: readonly Packet[], limits: UploadPa
     throw protocolError('expected flush after command request');
   }
   if (command === undefined) {
-    if (packets[i].type === 'flush' && capabilityLines === 0) return undefined; // an empty request
+    if (packets.at(i)!.type === 'flush' && capabilityLines === 0) return undefined; // an empty request
     throw protocolError('no command requested');
   }
   const format = capabilities.get('object-format');
   if (format !== undefined && format !== 'sha1') throw protocolError(`mismatched object format: the client uses ${show(format)}, the repository sha1`);
   const args: string[] = [];
-  if (packets[i].type === 'delim') {
+  if (packets.at(i)!.type === 'delim') {
     for (i++; i < packets.length; i++) {
-      const packet = packets[i];
+      const packet = packets.at(i)!;
       if (packet.type === 'flush') break;
       if (packet.type !== 'data') throw protocolError(`unexpected ${packet.type} packet in the arguments of ${command}`);
       args.push(packetLine(packet));

@@ -12,6 +12,7 @@
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { checkRepositoryName, readSettings } from '../store/root.js';
 import { authorize } from './auth/index.js';
+import { readRequestBody } from './body.js';
 import { refuse, type RequestContext } from './http.js';
 import {
   checkHookName,
@@ -35,14 +36,10 @@ function json(ctx: RequestContext, status: number, value: unknown): void {
   ctx.res.end(`${JSON.stringify(value)}\n`);
 }
 
+/** A small body, read whole: bounded in size and time as every body is (body.ts). */
 async function readBody(ctx: RequestContext, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of ctx.req) {
-    total += (chunk as Buffer).length;
-    if (total > limit) throw new PackferryError(ErrorCode.LimitExceeded, `request body is larger than ${limit} bytes`);
-    parts.push(chunk as Buffer);
-  }
+  const parts: Uint8Array[] = [];
+  for await (const chunk of readRequestBody(ctx.req, { limit, limits: ctx.limits })) parts.push(chunk);
   return Buffer.concat(parts);
 }
 

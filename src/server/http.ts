@@ -4,21 +4,31 @@
 // a store, plus /healthz, /metrics and the admin API (src/server/admin.ts).
 // Every request is authenticated (client certificate, token, or anonymous)
 // and anything not allowed is answered exactly like a repository that does
-// not exist (docs/security.md, "The 404 rule").
+// not exist (docs/security.md, "The 404 rule"), decided from the repository's
+// settings alone, before anything else of it is read.
+//
+// All input is hostile (docs/security.md "Limits"): request bodies are read
+// as bounded streams with timeouts (body.ts), requests in progress are
+// bounded per client and in total and shed with 503 before memory runs out
+// (admission.ts), a client that stops reading its response is cut off, and
+// Git's requests are answered the way Git's clients show errors: HTTP 200
+// with an "ERR" pkt-line.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import type { ServerOptions as TlsServerOptions } from 'node:https';
 import type { Logger } from 'pino';
 import { PackferryError, ErrorCode, isPackferryError } from '../core/errors.js';
+import { DEFAULT_UPLOAD_PACK_LIMITS, encodeErrorPacket } from '../protocol/upload-pack-server.js';
 import { flushPkt, pktLineText } from '../protocol/pkt-line.js';
 import { StoreRepository } from '../store/repository.js';
 import { checkRepositoryName, readSettings, type RepositorySettings, type StoreRoot } from '../store/root.js';
 import { authenticate, authorize, denial, type Action, type Identity, type TokenStore } from './auth/index.js';
 import { handleAdmin } from './admin.js';
+import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission.js';
+import { checkDeclaredLength, DEFAULT_BODY_LIMITS, isBodyTimeout, readRequestBody, type BodyLimits } from './body.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { advertiseReceivePack, serveReceivePack } from './receive-pack.js';
 import { advertiseUploadPack, serveUploadPack } from './upload-pack.js';
@@ -36,9 +46,29 @@ export interface ServeOptions {
   logger: Logger;
   /** Largest push accepted, in bytes (default 4 GiB). */
   maxPushBytes?: number;
-  /** Largest upload-pack request (wants and haves), in bytes (default 64 MiB). */
+  /** Largest upload-pack request (wants and haves), in bytes after gzip (default 32 MiB). */
   maxRequestBytes?: number;
+  /** Bounds on what clients may make the server spend (defaults: DEFAULT_SERVER_LIMITS). */
+  limits?: Partial<ServerLimits>;
 }
+
+/** Everything one request, one client and all of them may make the server spend. */
+export interface ServerLimits extends AdmissionLimits, BodyLimits {
+  /** Longest wait for a client to take more of its response before it is cut off (ms). */
+  sendStallMs: number;
+  /** Open connections at once; more are closed as they arrive. */
+  maxConnections: number;
+  /** Time a client has to send its request headers (ms). */
+  headersTimeoutMs: number;
+}
+
+export const DEFAULT_SERVER_LIMITS: Readonly<Omit<ServerLimits, 'maxMemoryBytes'>> = Object.freeze({
+  ...DEFAULT_ADMISSION_LIMITS,
+  ...DEFAULT_BODY_LIMITS,
+  sendStallMs: 60_000,
+  maxConnections: 1024,
+  headersTimeoutMs: 30_000,
+});
 
 export interface PackferryServer {
   readonly server: http.Server | https.Server;
@@ -56,23 +86,27 @@ export interface RequestContext {
   url: URL;
   identity: Identity;
   options: ServeOptions;
+  limits: ServerLimits;
   metrics: ServerMetrics;
   log: Logger;
 }
 
-const SERVICES = new Set(['git-upload-pack', 'git-receive-pack']);
 const DUMB_FILE = /^(HEAD|info\/refs|objects\/info\/packs|objects\/info\/alternates|objects\/pack\/pack-[0-9a-f]{40}\.(pack|idx)|objects\/[0-9a-f]{2}\/[0-9a-f]{38})$/;
 
 export function createPackferryServer(options: ServeOptions): PackferryServer {
   const metrics = createMetrics();
+  const admission = new Admission(options.limits);
+  const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...admission.limits, ...options.limits };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res, options, metrics);
+    void handle(req, res, options, limits, admission, metrics);
   };
   const server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
-  // Long pushes and clones: no overall request timeout; idle sockets are closed.
+  // Long pushes and clones: no overall request timeout (bodies have their own, body.ts); idle sockets are closed.
   server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
+  server.headersTimeout = limits.headersTimeoutMs;
   server.keepAliveTimeout = 5_000;
+  server.maxConnections = limits.maxConnections;
+  metrics.setInFlight(() => admission.active);
   return {
     server,
     metrics,
@@ -95,9 +129,25 @@ export function createPackferryServer(options: ServeOptions): PackferryServer {
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: ServeOptions, metrics: ServerMetrics): Promise<void> {
+/** Who counts as one client for the per-client bound: an authenticated user, or the address of an anonymous one. */
+function clientKey(req: IncomingMessage, identity: Identity): string {
+  if (identity.kind === 'cert' || identity.kind === 'token') return `${identity.kind}:${identity.user}`;
+  if (identity.kind === 'node') return `node:${identity.node}`;
+  return `address:${req.socket.remoteAddress ?? '?'}`;
+}
+
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: ServeOptions,
+  limits: ServerLimits,
+  admission: Admission,
+  metrics: ServerMetrics,
+): Promise<void> {
   const started = process.hrtime.bigint();
-  let route = 'other';
+  // Metric labels come from known values only: anything else a client sends would make a new series.
+  let route: Route = 'other';
+  let ticket: { leave(): void } | undefined;
   // Parsed only once found plain: `new URL` throws on some targets (an
   // unhandled rejection here stopped the whole server) and resolves others.
   const target = plainRequestTarget(req.url ?? '/');
@@ -106,7 +156,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ServeO
   let identity: Identity = { kind: 'anonymous' };
   try {
     identity = await authenticate(req, { tokens: options.tokens });
-    const ctx: RequestContext = { req, res, url, identity, options, metrics, log };
+    const ctx: RequestContext = { req, res, url, identity, options, limits, metrics, log };
     if (target === undefined) return refuse(ctx);
     const path = url.pathname;
     if (path === '/healthz') {
@@ -118,6 +168,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ServeO
       res.setHeader('content-type', metrics.registry.contentType);
       return send(res, 200, await metrics.registry.metrics());
     }
+    // Shed load before anything is read for the request.
+    const admitted = admission.enter(clientKey(req, identity));
+    if (typeof admitted === 'string') {
+      route = 'shed';
+      metrics.shed.inc({ reason: admitted });
+      log.warn({ reason: admitted, active: admission.active }, 'request shed');
+      res.setHeader('connection', 'close');
+      return send(res, 503, 'the server is busy: try again later\n', { 'retry-after': String(limits.retryAfterSeconds) });
+    }
+    ticket = admitted;
     if (path === '/api/v1' || path.startsWith('/api/v1/')) {
       route = 'admin';
       return await handleAdmin(ctx);
@@ -133,8 +193,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ServeO
     }
     const service = url.searchParams.get('service');
     if (req.method === 'GET' && rest === 'info/refs' && service !== null) {
+      if (service !== 'git-upload-pack' && service !== 'git-receive-pack') return refuse(ctx);
       route = `${service}-advertisement`;
-      if (!SERVICES.has(service)) return refuse(ctx);
       return await advertise(ctx, name, service);
     }
     if (req.method === 'POST' && (rest === 'git-upload-pack' || rest === 'git-receive-pack')) {
@@ -150,24 +210,49 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: ServeO
     const e = isPackferryError(err) ? err : new PackferryError(ErrorCode.Internal, String(err instanceof Error ? err.message : err), { cause: err });
     if (e.code === ErrorCode.Internal) log.error({ err }, 'request failed');
     else log.warn({ code: e.code, message: e.message }, 'request failed');
-    if (!res.headersSent) {
-      const status = e.code === ErrorCode.LimitExceeded ? 413 : CLIENT_ERRORS.has(e.code) ? 400 : 500;
+    if (isBodyTimeout(e)) metrics.timeouts.inc({ kind: 'body' });
+    if (!res.headersSent && !res.destroyed) {
+      const status = isBodyTimeout(e) ? 408 : e.code === ErrorCode.LimitExceeded ? 413 : CLIENT_ERRORS.has(e.code) ? 400 : 500;
+      // A body not read to its end is not read at all: the connection goes with the answer.
+      if (!req.complete) res.setHeader('connection', 'close');
       send(res, status, `${e.message}\n`);
     } else {
       res.destroy();
     }
   } finally {
+    ticket?.leave();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    metrics.requests.inc({ route, method: req.method ?? '?', status: String(res.statusCode) });
+    metrics.requests.inc({ route, method: KNOWN_METHODS.has(req.method ?? '') ? req.method! : 'other', status: String(res.statusCode) });
     metrics.duration.observe({ route }, seconds);
     log.info({ status: res.statusCode, route, ms: Math.round(seconds * 1000), user: 'user' in identity ? identity.user : undefined }, 'request');
   }
 }
 
-/** Resolves when the response can take more, or is gone; leaves no listener behind. */
-export function drained(res: ServerResponse): Promise<void> {
+type Route =
+  | 'other'
+  | 'healthz'
+  | 'metrics'
+  | 'shed'
+  | 'admin'
+  | 'git-upload-pack-advertisement'
+  | 'git-receive-pack-advertisement'
+  | 'git-upload-pack'
+  | 'git-receive-pack'
+  | 'dumb';
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * Resolves when the response can take more, or is gone; leaves no listener
+ * behind. With `stallMs`, a client that takes nothing for that long is cut
+ * off (the response destroyed), so that a reader that stopped reading does
+ * not hold what its response needs for ever.
+ */
+export function drained(res: ServerResponse, stallMs?: number): Promise<void> {
   return new Promise((resolve) => {
+    const timer = stallMs === undefined ? undefined : setTimeout(() => res.destroy(), stallMs);
     const done = () => {
+      clearTimeout(timer);
       res.off('drain', done);
       res.off('close', done);
       resolve();
@@ -225,12 +310,21 @@ export function refuse(ctx: RequestContext): void {
  * `action` there; undefined (after refusing) otherwise. A repository that
  * does not exist is refused to everyone, admins included (the 404 rule's
  * other half): repositories are made by the admin API, never by a push.
+ *
+ * The rights are decided from the settings alone (one small read, the same
+ * for a repository that does not exist: its settings read as a private
+ * repository's), and only then is the repository opened: a refusal costs the
+ * same whether the repository exists or not, and however many refs it has.
  */
 export async function openAuthorized(ctx: RequestContext, name: string, action: Action): Promise<{ repo: StoreRepository; settings: RepositorySettings } | undefined> {
   const store = ctx.options.root.repositoryStore(name);
+  const settings = await readSettings(store);
+  if (!authorize(ctx.identity, action, name, settings, { region: ctx.options.region })) {
+    refuse(ctx);
+    return undefined;
+  }
   const repo = await StoreRepository.open(store, { cacheDir: ctx.options.cacheDir });
-  const settings = repo.exists ? await readSettings(store) : undefined;
-  if (settings === undefined || !authorize(ctx.identity, action, name, settings, { region: ctx.options.region })) {
+  if (!repo.exists) {
     await repo.close();
     refuse(ctx);
     return undefined;
@@ -263,24 +357,9 @@ function protocolVersion(req: IncomingMessage): 0 | 1 | 2 {
   return 0;
 }
 
-/** The request body: gunzipped when Git compressed it, counted, and bounded. */
-async function* requestBody(ctx: RequestContext, route: string, limit: number): AsyncGenerator<Uint8Array> {
-  const encoding = ctx.req.headers['content-encoding'];
-  const gzip = encoding === 'gzip' || encoding === 'x-gzip';
-  // A body that says up front it is too large is refused before it is read (413).
-  if (!gzip && Number(ctx.req.headers['content-length']) > limit) {
-    throw new PackferryError(ErrorCode.LimitExceeded, `request body is larger than ${limit} bytes`, { details: { limit } });
-  }
-  const source: AsyncIterable<Uint8Array> = gzip ? ctx.req.pipe(createGunzip()) : ctx.req;
-  let total = 0;
-  for await (const chunk of source) {
-    total += chunk.length;
-    if (total > limit) {
-      throw new PackferryError(ErrorCode.LimitExceeded, `request body is larger than ${limit} bytes`, { details: { limit } });
-    }
-    ctx.metrics.bytesReceived.inc({ route }, chunk.length);
-    yield chunk;
-  }
+/** The request body: gunzipped when Git compressed it, counted, bounded in size and time (body.ts). */
+function requestBody(ctx: RequestContext, route: Route, limit: number): AsyncGenerator<Uint8Array> {
+  return readRequestBody(ctx.req, { limit, limits: ctx.limits, onChunk: (n) => ctx.metrics.bytesReceived.inc({ route }, n) });
 }
 
 async function serviceRequest(ctx: RequestContext, name: string, service: 'git-upload-pack' | 'git-receive-pack'): Promise<void> {
@@ -295,12 +374,14 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
   res.on('close', onClose);
   let pushCounted = false;
   try {
+    const limit = service === 'git-upload-pack' ? (ctx.options.maxRequestBytes ?? DEFAULT_UPLOAD_PACK_LIMITS.maxRequestBytes) : (ctx.options.maxPushBytes ?? 4 * 1024 ** 3);
+    checkDeclaredLength(ctx.req, limit);
     let output: AsyncIterable<Buffer>;
     if (service === 'git-upload-pack') {
-      const body = requestBody(ctx, service, ctx.options.maxRequestBytes ?? 64 * 1024 * 1024);
-      output = serveUploadPack(repo, body, { protocolVersion: protocolVersion(ctx.req), signal: abort.signal });
+      const body = requestBody(ctx, service, limit);
+      output = serveUploadPack(repo, body, { protocolVersion: protocolVersion(ctx.req), signal: abort.signal, limits: { maxRequestBytes: ctx.options.maxRequestBytes } });
     } else {
-      const body = requestBody(ctx, service, ctx.options.maxPushBytes ?? 4 * 1024 ** 3);
+      const body = requestBody(ctx, service, limit);
       output = serveReceivePack(
         {
           repo,
@@ -323,17 +404,46 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
     res.statusCode = 200;
     res.setHeader('content-type', `application/x-${service}-result`);
     res.setHeader('cache-control', 'no-cache, max-age=0, must-revalidate');
+    // A request the service refuses before answering anything (a malformed or oversized request, a want
+    // the store lacks, a body that does not inflate) is answered as Git's http-backend answers it: 200 and
+    // an "ERR" line, which git prints ("remote error: ..."); an HTTP error status it shows only as "RPC failed".
+    const iterator = output[Symbol.asyncIterator]();
+    let first: IteratorResult<Buffer>;
+    try {
+      first = await iterator.next();
+    } catch (err) {
+      if (!answerableInBand(err) || res.destroyed) throw err;
+      ctx.log.warn({ code: isPackferryError(err) ? err.code : ErrorCode.Internal, message: (err as Error).message }, 'request refused');
+      if (!isPackferryError(err)) ctx.log.error({ err }, 'request failed');
+      ctx.metrics.refusals.inc({ route: service });
+      if (service === 'git-receive-pack' && !pushCounted) ctx.metrics.pushes.inc({ result: 'error' });
+      pushCounted = true;
+      if (!ctx.req.complete) res.setHeader('connection', 'close');
+      res.end(encodeErrorPacket(serviceErrorMessage(service, err)));
+      return;
+    }
+    const rest = async function* (): AsyncGenerator<Buffer> {
+      try {
+        if (first.done) return;
+        yield first.value;
+        for (let r = await iterator.next(); !r.done; r = await iterator.next()) yield r.value;
+      } finally {
+        // Stopped early (the client went away): the service's own clean-up (a push's lock, its staged layer) runs now.
+        await iterator.return?.();
+      }
+    };
     let sent = 0;
-    for await (const chunk of Readable.from(output)) {
+    for await (const chunk of Readable.from(rest())) {
       // A client that went away before the answer (a push cut off while its pack
       // arrived): its 'close' has been emitted already, so waiting for it would
       // hang here forever, with the push's writer lock held.
       if (res.destroyed) break;
       sent += chunk.length;
-      if (!res.write(chunk) && !res.destroyed) await drained(res);
+      if (!res.write(chunk) && !res.destroyed) await drained(res, ctx.limits.sendStallMs);
       if (res.destroyed) break;
     }
     ctx.metrics.bytesSent.inc({ route: service }, sent);
+    if (res.destroyed && !res.writableFinished) ctx.metrics.timeouts.inc({ kind: 'send' });
     res.end();
   } catch (err) {
     // A push that ended without a report (malformed, too large, cut off, a server error).
@@ -343,6 +453,17 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
     res.off('close', onClose);
     await repo.close();
   }
+}
+
+/** Errors told to the client in its protocol rather than by an HTTP status: all but a body's timeout and the client going away. */
+function answerableInBand(err: unknown): boolean {
+  if (isBodyTimeout(err)) return false;
+  return !isPackferryError(err, ErrorCode.Aborted);
+}
+
+function serviceErrorMessage(service: string, err: unknown): string {
+  if (isPackferryError(err)) return err.code === ErrorCode.Internal ? `${service.slice(4)}: internal error: ${err.message}` : err.message;
+  return `${service.slice(4)}: internal error${err instanceof Error ? `: ${err.message}` : ''}`;
 }
 
 async function dumbFile(ctx: RequestContext, name: string, path: string): Promise<void> {
@@ -364,7 +485,7 @@ async function dumbFile(ctx: RequestContext, name: string, path: string): Promis
     if (!body) return refuse(ctx);
     for await (const chunk of body) {
       if (ctx.res.destroyed) return;
-      if (!ctx.res.write(chunk) && !ctx.res.destroyed) await drained(ctx.res);
+      if (!ctx.res.write(chunk) && !ctx.res.destroyed) await drained(ctx.res, ctx.limits.sendStallMs);
       if (ctx.res.destroyed) return;
     }
     ctx.res.end();

@@ -64,11 +64,13 @@ export async function createRepository(
   options: { public?: boolean; description?: string; defaultBranch?: string; denyNonFastForwards?: boolean; cacheDir?: string } = {},
 ): Promise<RepositoryInfo> {
   checkRepositoryName(name);
+  // Everything is checked before anything is written: a refused creation leaves nothing behind.
+  const head = options.defaultBranch !== undefined ? branchRef(options.defaultBranch) : 'refs/heads/main';
   const store = root.repositoryStore(name);
   const repo = await StoreRepository.open(store, { cacheDir: options.cacheDir });
   if (repo.exists) throw new PackferryError(ErrorCode.Usage, `repository ${name} already exists`, { details: { exists: true } });
   await writeSettings(store, { public: options.public === true, description: options.description, denyNonFastForwards: options.denyNonFastForwards === true });
-  await repo.init({ head: options.defaultBranch !== undefined ? branchRef(options.defaultBranch) : 'refs/heads/main' });
+  await repo.init({ head });
   return (await describeRepository(root, name, { cacheDir: options.cacheDir }))!;
 }
 

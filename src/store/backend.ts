@@ -19,6 +19,8 @@ export interface PutOptions {
   contentType?: string;
   /** The body's length when known (lets S3 pick single vs multipart upload). */
   size?: number;
+  /** Readable by the owner only (secrets such as tokens): a directory backend writes the file 0600; S3 objects are private anyway. */
+  secret?: boolean;
   signal?: AbortSignal;
 }
 

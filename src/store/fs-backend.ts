@@ -77,7 +77,7 @@ export class FsBlobStore implements BlobStore {
     const path = this.path(key);
     await mkdir(dirname(path), { recursive: true });
     const tmp = join(dirname(path), `.tmp-${randomBytes(8).toString('hex')}`);
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', options.secret === true ? 0o600 : 0o644);
     try {
       if (body instanceof Uint8Array) {
         await fh.writeFile(body);

@@ -2,6 +2,7 @@
 // directory or a bucket prefix, each a store repository of its own
 // (docs/store-format.md), plus per-repository settings that are not history:
 // packferry/settings.json (public flag, description) and hooks/<name>.
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { BlobStore } from './backend.js';
@@ -38,6 +39,8 @@ export function checkRepositoryName(name: string): string {
     if (seg === '' || seg.startsWith('.') || !/^[A-Za-z0-9._-]+$/.test(seg)) throw bad(`bad segment ${JSON.stringify(seg)}`);
   }
   if (name.endsWith('.git')) throw bad('give the name without .git');
+  // "team/a.git/objects" would be a directory inside the repository team/a.git.
+  if (name.split('/').some((seg) => seg.endsWith('.git'))) throw bad('a segment ending in .git would put the repository inside another');
   return name;
 }
 
@@ -50,6 +53,12 @@ export interface StoreRoot {
   repositoryStore(name: string): BlobStore;
   /** Every repository name (those with a manifest). */
   list(signal?: AbortSignal): Promise<string[]>;
+  /**
+   * Whether the root is there and can be read, before a server starts on it:
+   * ERR_NOT_FOUND for a directory that does not exist, the backend's error
+   * for a bucket that cannot be read (missing, no credentials, no rights).
+   */
+  check(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +81,19 @@ export class FsStoreRoot implements StoreRoot {
 
   async list(): Promise<string[]> {
     return namesFrom(await this.root.list(''));
+  }
+
+  async check(): Promise<void> {
+    const info = await stat(this.path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (info === undefined) {
+      throw new PackferryError(ErrorCode.NotFound, `store ${this.path} does not exist`, {
+        hint: `create the directory (mkdir -p ${this.path}), or mirror a repository into it with 'packferry mirror SOURCE ${join(this.path, 'NAME.git')}'`,
+      });
+    }
+    if (!info.isDirectory()) throw new PackferryError(ErrorCode.Usage, `store ${this.path} is not a directory`);
   }
 
   async close(): Promise<void> {}
@@ -105,6 +127,11 @@ export class S3StoreRoot implements StoreRoot {
 
   async list(signal?: AbortSignal): Promise<string[]> {
     return namesFrom(await this.base.list('', signal));
+  }
+
+  async check(signal?: AbortSignal): Promise<void> {
+    // A listing of the root's own few keys: fails for a missing bucket, missing credentials or rights.
+    await this.base.list('packferry/', signal);
   }
 
   async close(): Promise<void> {

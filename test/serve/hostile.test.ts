@@ -11,7 +11,7 @@
 // - A push whose pack lacks an object its new tip reaches: that ref is
 //   refused ("missing necessary objects"), the complete one goes through.
 // - A push larger than --max-push: refused, nothing changes.
-// - Malformed pkt-lines: 400.
+// - Malformed pkt-lines: 200 and an ERR line, as git http-backend answers.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -367,7 +367,7 @@ describe('packferry serve and hostile input', () => {
     await gitOk(admin, ['pull', '-q', '--ff-only', 'origin', 'main'], { cwd: work });
   });
 
-  it('answers malformed pkt-lines with 400', async () => {
+  it('answers malformed pkt-lines as Git does: 200 and an ERR line, which git prints', async () => {
     const before = await lsRemote(admin, repoUrl);
     const tip = before.get('refs/heads/main')!;
     const bodies: [string, Buffer][] = [
@@ -382,14 +382,17 @@ describe('packferry serve and hostile input', () => {
       ['a delim packet', Buffer.from('0001')],
       ['an empty body', Buffer.alloc(0)],
     ];
+    const errLine = /^[0-9a-f]{4}ERR \S/;
     for (const [label, body] of bodies) {
       const res = await post('git-receive-pack', body);
-      assert.equal(res.status, 400, `${label}: ${res.status} ${res.body.toString()}`);
+      assert.equal(res.status, 200, `${label}: ${res.status} ${res.body.toString()}`);
+      if (label !== 'an empty body') assert.match(res.body.toString('latin1'), errLine, label);
     }
     for (const [label, body] of bodies.slice(0, 5)) {
       for (const headers of [{}, { 'git-protocol': 'version=2' }] as Record<string, string>[]) {
         const res = await post('git-upload-pack', body, headers);
-        assert.equal(res.status, 400, `upload-pack ${JSON.stringify(headers)}, ${label}: ${res.status} ${res.body.toString()}`);
+        assert.equal(res.status, 200, `upload-pack ${JSON.stringify(headers)}, ${label}: ${res.status} ${res.body.toString()}`);
+        assert.match(res.body.toString('latin1'), errLine, `upload-pack ${JSON.stringify(headers)}, ${label}`);
       }
     }
     assert.deepEqual(sortedEntries(await lsRemote(admin, repoUrl)), sortedEntries(before));

@@ -6,8 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDuration } from '../../src/cli/store-command.js';
-import { UsageError } from '../../src/cli/common.js';
 import { ErrorCode, isPackferryError } from '../../src/core/errors.js';
 import { compactStore, planCompaction } from '../../src/store/compact.js';
 import { FsBlobStore } from '../../src/store/fs-backend.js';
@@ -39,23 +37,6 @@ describe('planCompaction (geometric layers, newest first)', () => {
 
   it('refuses a factor of 1 or less', () => {
     assert.throws(() => planCompaction([1, 2], 1), (err: unknown) => isPackferryError(err, ErrorCode.Usage));
-  });
-});
-
-describe('parseDuration (--grace)', () => {
-  it('reads units, fractions and plain seconds', () => {
-    assert.equal(parseDuration('90s'), 90_000);
-    assert.equal(parseDuration('30m'), 1_800_000);
-    assert.equal(parseDuration('2h'), 7_200_000);
-    assert.equal(parseDuration('1.5h'), 5_400_000);
-    assert.equal(parseDuration('1d'), 86_400_000);
-    assert.equal(parseDuration('250ms'), 250);
-    assert.equal(parseDuration('10'), 10_000);
-    assert.equal(parseDuration('0'), 0);
-  });
-
-  it('rejects anything else as a usage error', () => {
-    for (const bad of ['soon', '-1h', '1w', '', 'h']) assert.throws(() => parseDuration(bad), UsageError, bad);
   });
 });
 

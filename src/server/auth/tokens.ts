@@ -130,7 +130,7 @@ export class TokenStore {
 
   private async save(tokens: StoredToken[], signal?: AbortSignal): Promise<void> {
     const doc = { version: FORMAT_VERSION, tokens };
-    await this.blobs.put(this.key, Buffer.from(`${JSON.stringify(doc, null, 1)}\n`), { contentType: 'application/json', signal });
+    await this.blobs.put(this.key, Buffer.from(`${JSON.stringify(doc, null, 1)}\n`), { contentType: 'application/json', secret: true, signal });
     this.cache = { tokens, hashes: tokens.map((t) => Buffer.from(t.sha256, 'hex')), at: Date.now() };
   }
 
