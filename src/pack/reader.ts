@@ -289,13 +289,19 @@ export class PackReader {
   /**
    * The entry at `offset` as stored, for copying into another pack: its type
    * (a delta type for deltas), the size in its header, its base's id for
-   * deltas, and its zlib-compressed bytes (a copy: consumers such as sockets
-   * hold on to what they are given).
+   * deltas, and its zlib-compressed bytes, read in pieces of at most `piece`
+   * bytes as they are iterated, each a copy (consumers such as sockets hold on
+   * to what they are given): an entry of any size is never held whole.
    */
-  rawEntry(offset: number): { type: number; size: number; baseOid?: ObjectId; compressed: Buffer } {
+  rawEntryPieces(offset: number, piece: number): { type: number; size: number; baseOid?: ObjectId; compressedLength: number; compressed: Iterable<Buffer> } {
     const entry = this.entryAt(offset);
-    const compressed = Buffer.from(this.pack.read(entry.dataStart, entry.end - entry.dataStart));
     const baseOid = isDeltaType(entry.type) ? this.oidAtOffset(entry.baseOffset) : undefined;
-    return { type: entry.type, size: entry.size, baseOid, compressed };
+    const pack = this.pack;
+    const compressed = {
+      *[Symbol.iterator](): Generator<Buffer> {
+        for (let at = entry.dataStart; at < entry.end; at += piece) yield Buffer.from(pack.read(at, Math.min(piece, entry.end - at)));
+      },
+    };
+    return { type: entry.type, size: entry.size, baseOid, compressedLength: entry.end - entry.dataStart, compressed };
   }
 }

@@ -18,10 +18,11 @@ export type PackInput =
   | { kind: 'delta'; base: ObjectId; delta: Uint8Array; oid: ObjectId }
   /**
    * An entry reused as stored in another pack: `compressed` is its zlib
-   * stream. `type` is 1-4 for a whole object (with `size` its size) or a delta
-   * type (with `size` the delta's size and `base` its base's id).
+   * stream, whole or in pieces (a large entry is never held whole). `type` is
+   * 1-4 for a whole object (with `size` its size) or a delta type (with
+   * `size` the delta's size and `base` its base's id).
    */
-  | { kind: 'raw'; type: number; size: number; compressed: Uint8Array; oid: ObjectId; base?: ObjectId };
+  | { kind: 'raw'; type: number; size: number; compressed: Uint8Array | Iterable<Uint8Array>; oid: ObjectId; base?: ObjectId };
 
 export interface WritePackOptions {
   hashAlgorithm?: HashAlgorithm;
@@ -73,7 +74,7 @@ export async function* writePack(
     const entryOffset = offset;
     let oid: ObjectId;
     let head: Buffer;
-    let body: Uint8Array;
+    let body: Uint8Array | Iterable<Uint8Array>;
     switch (input.kind) {
       case 'object': {
         if (input.type < 1 || input.type > 4) throw new PackferryError(ErrorCode.InvalidObjectType, `not an object type: ${input.type}`);
@@ -104,7 +105,9 @@ export async function* writePack(
     }
     if (useOfs) offsets.set(oid, entryOffset);
     for (const out of batch.add(emit(head))) yield out;
-    for (const out of batch.add(emit(Buffer.from(body.buffer, body.byteOffset, body.byteLength)))) yield out;
+    for (const piece of body instanceof Uint8Array ? [body] : body) {
+      for (const out of batch.add(emit(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)))) yield out;
+    }
     written++;
     options.onEntry?.(written);
   }

@@ -46,7 +46,7 @@ export function generatePack(store: LayeredObjects, plan: Enumeration, options: 
   async function* inputs(): AsyncGenerator<PackInput> {
     for (const item of plan.objects) {
       const reader = await store.reader(item.layer);
-      const raw = reader.rawEntry(item.offset);
+      const raw = reader.rawEntryPieces(item.offset, RAW_PIECE);
       const oid = reader.oidAtOffset(item.offset);
       const stats = options.stats;
       if (stats) stats.objects++;
@@ -74,6 +74,8 @@ export function generatePack(store: LayeredObjects, plan: Enumeration, options: 
 
 /** Bytes read from a layer file at a time when layers are copied whole. */
 const COPY_CHUNK = 1024 * 1024;
+/** Bytes of one reused entry read at a time (a 1 GiB blob flows out in such pieces). */
+const RAW_PIECE = 1024 * 1024;
 
 /** A pack made of every layer's entries as they lie in the files: a new header and checksum around them. */
 async function* copyLayers(store: LayeredObjects, count: number, options: GeneratePackOptions): AsyncGenerator<Buffer> {

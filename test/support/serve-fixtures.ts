@@ -315,6 +315,8 @@ export interface RawRequestOptions {
   ca?: string;
   /** HTTPS: present this client certificate. */
   cert?: CertFiles;
+  /** Connect from this local address (127.0.0.2 ...: another client on loopback). */
+  localAddress?: string;
 }
 
 /** One request on a fresh connection; `path` is sent exactly as given (no normalisation). */
@@ -328,6 +330,7 @@ export function rawRequest(base: string, path: string, options: RawRequestOption
     method: options.method ?? 'GET',
     headers: options.headers,
     agent: false as const,
+    localAddress: options.localAddress,
   };
   return new Promise((resolve, reject) => {
     const onResponse = (res: http.IncomingMessage) => {
@@ -350,6 +353,19 @@ export function rawRequest(base: string, path: string, options: RawRequestOption
     req.on('error', reject);
     req.end(options.body);
   });
+}
+
+/** A process's resident memory now and at its peak (VmRSS, VmHWM), in MiB. */
+export function residentMiB(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}
+
+/** The value of one series in a Prometheus text exposition (`name{labels}`), 0 when absent. */
+export function metricValue(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 // ---------------------------------------------------------------------------
