@@ -9,6 +9,7 @@ import { PackferryError, ErrorCode } from '../core/errors.js';
 import { openStoreRoot } from '../store/root.js';
 import { ExitCode, parseCommandArgs, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
+import type { HookSettingsOptions } from '../server/hooks.js';
 
 const HELP = `usage: packferry serve --store <store> [--listen <host:port>] [options]
 
@@ -27,10 +28,21 @@ Options:
     --region <name>         this node's region, for region-scoped rights (default "default")
     --cache-dir <dir>       local cache of layers and hooks (default: a temporary directory)
     --max-push <bytes>      largest push accepted (default 4 GiB)
+    --hook-sandbox <mode>   auto (default): run hooks under bubblewrap when it works,
+                            else without a sandbox (a warning is logged); bwrap: refuse
+                            to start unless it works; none: no sandbox
+    --hook-timeout <secs>   time limit of one hook run (default 60)
+    --hook-network          let sandboxed hooks use the network
+    --repository-admins-manage-hooks
+                            an admin of a repository may install its hooks through
+                            the admin API (default: server-wide admins only)
     --log-level <level>     fatal, error, warn, info (default), debug
     --s3-endpoint <url>     S3-compatible endpoint for an s3:// store
     --s3-path-style         path-style addressing
     -h, --help              show this help
+
+Hooks run with a clean environment, in a process group killed with them;
+see docs/serve.md "Hooks".
 
 Logs are JSON lines on standard output. SIGINT or SIGTERM stops the server
 after the requests in progress.`;
@@ -60,6 +72,10 @@ export const serveCommand: Command = {
         region: { type: 'string' },
         'cache-dir': { type: 'string' },
         'max-push': { type: 'string' },
+        'hook-sandbox': { type: 'string' },
+        'hook-timeout': { type: 'string' },
+        'hook-network': { type: 'boolean' },
+        'repository-admins-manage-hooks': { type: 'boolean' },
         'log-level': { type: 'string' },
         's3-endpoint': { type: 'string' },
         's3-path-style': { type: 'boolean' },
@@ -73,12 +89,23 @@ export const serveCommand: Command = {
     if (values['client-ca'] !== undefined && values['tls-cert'] === undefined) throw new UsageError('--client-ca needs --tls-cert and --tls-key', HELP);
     const maxPush = values['max-push'] === undefined ? undefined : Number(values['max-push']);
     if (maxPush !== undefined && !(maxPush > 0)) throw new UsageError('--max-push takes a number of bytes', HELP);
+    const hookSandbox = (values['hook-sandbox'] as string | undefined) ?? 'auto';
+    if (hookSandbox !== 'auto' && hookSandbox !== 'bwrap' && hookSandbox !== 'none') throw new UsageError('--hook-sandbox takes auto, bwrap or none', HELP);
+    const hookTimeout = values['hook-timeout'] === undefined ? undefined : Number(values['hook-timeout']);
+    if (hookTimeout !== undefined && !(hookTimeout > 0 && hookTimeout <= 86400)) throw new UsageError('--hook-timeout takes a number of seconds (at most 86400)', HELP);
     // Without --cache-dir, a temporary directory of this run's own, removed when it stops.
     const ownCache = values['cache-dir'] === undefined;
     const cacheDir = ownCache ? mkdtempSync(join(tmpdir(), 'packferry-serve-')) : (values['cache-dir'] as string);
     mkdirSync(cacheDir, { recursive: true });
+    const hooks: HookSettingsOptions = {
+      sandbox: hookSandbox,
+      timeoutMs: hookTimeout === undefined ? undefined : Math.round(hookTimeout * 1000),
+      network: values['hook-network'] === true,
+      repositoryAdminsManageHooks: values['repository-admins-manage-hooks'] === true,
+      scratchParent: cacheDir,
+    };
     try {
-      return await serve(values, host, port, maxPush, cacheDir);
+      return await serve(values, host, port, maxPush, cacheDir, hooks);
     } finally {
       if (ownCache) rmSync(cacheDir, { recursive: true, force: true });
     }
@@ -86,8 +113,16 @@ export const serveCommand: Command = {
 };
 
 /** Runs the server until SIGINT or SIGTERM. */
-async function serve(values: Record<string, unknown>, host: string, port: number, maxPush: number | undefined, cacheDir: string): Promise<number> {
+async function serve(values: Record<string, unknown>, host: string, port: number, maxPush: number | undefined, cacheDir: string, hookOptions: HookSettingsOptions): Promise<number> {
   const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { service: 'packferry' } });
+  const { configureHooks, prepareHookSettings } = await import('../server/hooks.js');
+  const hooks = await prepareHookSettings(hookOptions);
+  if (hooks.warning !== undefined) logger.warn(hooks.warning);
+  configureHooks(hooks.settings);
+  logger.info(
+    { sandbox: hooks.settings.sandbox.kind, timeoutMs: hooks.settings.timeoutMs, network: hooks.settings.network, repositoryAdminsManageHooks: hooks.settings.repositoryAdminsManageHooks },
+    'hooks',
+  );
   const root = await openStoreRoot(values.store as string, s3OptionsFrom(values, HELP));
   const { createPackferryServer } = await import('../server/http.js');
   const { TokenStore, readTlsServerOptions } = await import('../server/auth/index.js');

@@ -85,7 +85,8 @@ describe('packferry serve (the command)', () => {
     const hook = join(tmp.path, 'slow-hook.sh');
     writeFileSync(hook, `#!/bin/sh\ntouch '${started}'\nsleep 1\nexit 0\n`, { mode: 0o755 });
     await pf(['repo', 'edit', 'r', '--hook', `pre-receive=${hook}`, '--store', root]);
-    const server = await startServe(['--store', root], { env: { TMPDIR: tmpdir } });
+    // Without the sandbox: the hook tells the test it started by writing outside its scratch directory.
+    const server = await startServe(['--store', root, '--hook-sandbox', 'none'], { env: { TMPDIR: tmpdir } });
     assert.equal(
       readdirSync(tmpdir).filter((n) => n.startsWith('packferry-serve-')).length,
       1,
