@@ -145,14 +145,16 @@ async function serve(values: Record<string, unknown>, host: string, port: number
   } catch (err) {
     throw new PackferryError(ErrorCode.TransportConnect, `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
   }
-  logger.info({ url, store: root.description, tls: tls !== undefined }, 'listening');
-  // Tests and scripts read the address from here.
-  process.stderr.write(`packferry serve: listening on ${url}\n`);
-  await new Promise<void>((resolve) => {
+  // Before the address is announced: a SIGTERM sent as soon as it is read must stop the server gently.
+  const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  logger.info({ url, store: root.description, tls: tls !== undefined }, 'listening');
+  // Tests and scripts read the address from here.
+  process.stderr.write(`packferry serve: listening on ${url}\n`);
+  await stopped;
   logger.info('stopping');
   await server.close();
   await root.close();
