@@ -252,7 +252,8 @@ interface SandboxSpec {
 
 /** bwrap's arguments for one hook run (docs/serve.md "The sandbox"). */
 async function sandboxArgs(spec: SandboxSpec): Promise<string[]> {
-  const args = ['--unshare-all', ...(spec.network ? ['--share-net'] : []), '--die-with-parent', '--new-session'];
+  // --cap-drop ALL: run by root, bwrap would otherwise keep every capability inside, enough to remount the binds writable.
+  const args = ['--unshare-all', ...(spec.network ? ['--share-net'] : []), '--cap-drop', 'ALL', '--die-with-parent', '--new-session'];
   for (const dir of SYSTEM_DIRS) {
     const info = await lstat(dir).catch(() => undefined);
     if (info?.isSymbolicLink()) args.push('--symlink', await readlink(dir), dir);

@@ -6,8 +6,10 @@
 //   runs with --repository-admins-manage-hooks. `repo edit --store` (the
 //   store itself) stays allowed.
 // - In the bubblewrap sandbox a hook sees none of the server's environment
-//   (a secret AWS key), not the store's tokens nor another repository, cannot
-//   write into its repository nor reach the server's port, and still runs
+//   (a secret AWS key), not the store's tokens nor another repository (one
+//   stored inside its own directory neither), cannot
+//   write into its repository (nor remount it writable, though the tests run
+//   as root) nor reach the server's port, and still runs
 //   git against GIT_DIR (the pushed commit is there in pre-receive) and
 //   still refuses pushes.
 // - Nothing a hook starts outlives it (`sleep &`, `setsid`); a hook past the
@@ -113,8 +115,10 @@ function remoteLines(stderr: string): string[] {
 }
 
 before(async () => {
-  for (const name of ['team/a', 'other', 'sandbox', 'procs', 'slow', 'flood', 'plain']) await pf(['repo', 'create', name, '--store', root]);
+  // "sandbox.git/inner" is stored inside sandbox.git's directory: sandbox's hooks must not see it either.
+  for (const name of ['team/a', 'other', 'sandbox', 'sandbox.git/inner', 'procs', 'slow', 'flood', 'plain']) await pf(['repo', 'create', name, '--store', root]);
   writeFileSync(join(root, 'other.git', 'secret-of-other.txt'), 'other repository data\n');
+  writeFileSync(join(root, 'sandbox.git', 'inner.git', 'secret-of-inner.txt'), 'inner repository data\n');
   // One at a time: token commands running together may lose a change (docs/security.md).
   tokens.server = await token('root', ['--admin']);
   tokens.team = await token('team-admin', ['--admin', '--repo', 'team/*']);
@@ -196,7 +200,10 @@ env | sed 's/=.*//' | grep -v -e '^PWD$' -e '^OLDPWD$' -e '^SHLVL$' -e '^_$' | s
 env
 cat '${join(root, 'packferry', 'tokens.json')}' >/dev/null 2>&1 && echo tokens=readable || echo tokens=hidden
 cat '${join(root, 'other.git', 'secret-of-other.txt')}' >/dev/null 2>&1 && echo other=readable || echo other=hidden
-ls '${root}' 2>&1 | tr '\\n' ' ' | sed 's/^/store-root: /'; echo
+cat '${join(root, 'sandbox.git', 'inner.git', 'secret-of-inner.txt')}' >/dev/null 2>&1 && echo inner=readable || echo inner=hidden
+echo "inner-listing: $(ls -A "$GIT_DIR/inner.git" 2>&1 | tr '\\n' ' ')"
+echo "store-root: $(ls -A '${root}' 2>&1 | tr '\\n' ' ')"
+mount -o remount,bind,rw "$GIT_DIR" 2>/dev/null && echo remount=done || echo remount=refused
 touch "$GIT_DIR/written-by-hook" 2>/dev/null && echo repository=writable || echo repository=read-only
 echo scratch > "$HOME/file" && echo home=writable
 bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}' 2>/dev/null && echo network=open || echo network=closed
@@ -228,7 +235,10 @@ exit 0`;
       `GIT_DIR=${join(root, 'sandbox.git')}`,
       'tokens=hidden',
       'other=hidden',
+      'inner=hidden',
+      'inner-listing:',
       'store-root: sandbox.git',
+      'remount=refused',
       'repository=read-only',
       'home=writable',
       'network=closed',
