@@ -20,7 +20,10 @@ needs admin rights: a client certificate (--cert/--key, with --ca to check
 the server) or a token (--token, or $PACKFERRY_TOKEN).
 
 Hooks (pre-receive, update, post-receive) are executables run on every push,
-as Git runs them; --hook pre-receive=./check.sh uploads one.
+as Git runs them; --hook pre-receive=./check.sh uploads one. Through a server
+that needs a server-wide admin (admin on every region and repository), unless
+the server runs with --repository-admins-manage-hooks; with --store, write
+access to the store is enough.
 
 Options:
     --json                  print JSON

@@ -10,6 +10,7 @@ import { openStoreRoot } from '../store/root.js';
 import type { ServerLimits } from '../server/http.js';
 import { ExitCode, parseByteSize, parseCommandArgs, parseCount, parseDuration, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
+import type { HookSettingsOptions } from '../server/hooks.js';
 
 const HELP = `usage: packferry serve --store <store> [--listen <host:port>] [options]
 
@@ -28,6 +29,14 @@ Options:
     --region <name>         this node's region, for region-scoped rights (default "default")
     --cache-dir <dir>       local cache of layers and hooks (default: a temporary directory)
     --max-push <size>       largest push accepted (default 4G)
+    --hook-sandbox <mode>   auto (default): run hooks under bubblewrap when it works,
+                            else without a sandbox (a warning is logged); bwrap: refuse
+                            to start unless it works; none: no sandbox
+    --hook-timeout <time>   time limit of one hook run (default 60s)
+    --hook-network          let sandboxed hooks use the network
+    --repository-admins-manage-hooks
+                            an admin of a repository may install its hooks through
+                            the admin API (default: server-wide admins only)
 
   What clients may make the server spend (beyond these, 503 with Retry-After):
     --max-requests <n>      requests in progress at once (default 128)
@@ -46,6 +55,9 @@ Options:
     --s3-endpoint <url>     S3-compatible endpoint for an s3:// store
     --s3-path-style         path-style addressing
     -h, --help              show this help
+
+Hooks run with a clean environment, in a process group killed with them;
+see docs/serve.md "Hooks".
 
 Logs are JSON lines on standard output. SIGINT or SIGTERM stops the server
 after the requests in progress.`;
@@ -81,6 +93,10 @@ export const serveCommand: Command = {
         'body-timeout': { type: 'string' },
         'body-min-rate': { type: 'string' },
         'send-timeout': { type: 'string' },
+        'hook-sandbox': { type: 'string' },
+        'hook-timeout': { type: 'string' },
+        'hook-network': { type: 'boolean' },
+        'repository-admins-manage-hooks': { type: 'boolean' },
         'log-level': { type: 'string' },
         's3-endpoint': { type: 'string' },
         's3-path-style': { type: 'boolean' },
@@ -94,19 +110,29 @@ export const serveCommand: Command = {
     if (values['client-ca'] !== undefined && values['tls-cert'] === undefined) throw new UsageError('--client-ca needs --tls-cert and --tls-key', HELP);
     const maxPush = values['max-push'] === undefined ? undefined : parseByteSize(values['max-push'] as string, '--max-push', HELP);
     const limits = serverLimitsFrom(values);
+    const hookSandbox = (values['hook-sandbox'] as string | undefined) ?? 'auto';
+    if (hookSandbox !== 'auto' && hookSandbox !== 'bwrap' && hookSandbox !== 'none') throw new UsageError('--hook-sandbox takes auto, bwrap or none', HELP);
+    const hookTimeoutMs = values['hook-timeout'] === undefined ? undefined : parseDuration(values['hook-timeout'] as string, '--hook-timeout', HELP);
+    if (hookTimeoutMs !== undefined && !(hookTimeoutMs >= 100 && hookTimeoutMs <= 86_400_000)) throw new UsageError('--hook-timeout takes 100ms to 24h', HELP);
     // Without --cache-dir, a temporary directory of this run's own, removed when it stops.
     const ownCache = values['cache-dir'] === undefined;
     const cacheDir = ownCache ? mkdtempSync(join(tmpdir(), 'packferry-serve-')) : (values['cache-dir'] as string);
     mkdirSync(cacheDir, { recursive: true });
+    const hooks: HookSettingsOptions = {
+      sandbox: hookSandbox,
+      timeoutMs: hookTimeoutMs,
+      network: values['hook-network'] === true,
+      repositoryAdminsManageHooks: values['repository-admins-manage-hooks'] === true,
+      scratchParent: cacheDir,
+    };
     try {
-      return await serve(values, host, port, maxPush, limits, cacheDir);
+      return await serve(values, host, port, maxPush, limits, cacheDir, hooks);
     } finally {
       if (ownCache) rmSync(cacheDir, { recursive: true, force: true });
     }
   },
 };
 
-/** Runs the server until SIGINT or SIGTERM. */
 /** The --max-* and --*-timeout options (those given). */
 function serverLimitsFrom(values: Record<string, unknown>): Partial<ServerLimits> {
   const limits: Partial<ServerLimits> = {};
@@ -126,6 +152,7 @@ function serverLimitsFrom(values: Record<string, unknown>): Partial<ServerLimits
   return limits;
 }
 
+/** Runs the server until SIGINT or SIGTERM. */
 async function serve(
   values: Record<string, unknown>,
   host: string,
@@ -133,6 +160,7 @@ async function serve(
   maxPush: number | undefined,
   limits: Partial<ServerLimits>,
   cacheDir: string,
+  hookOptions: HookSettingsOptions,
 ): Promise<number> {
   const logger = pino({ level: (values['log-level'] as string | undefined) ?? 'info', base: { service: 'packferry' } });
   const root = await openStoreRoot(values.store as string, s3OptionsFrom(values, HELP));
@@ -143,6 +171,13 @@ async function serve(
     await root.close();
     throw err;
   }
+  const { prepareHookSettings } = await import('../server/hooks.js');
+  const hooks = await prepareHookSettings(hookOptions);
+  if (hooks.warning !== undefined) logger.warn(hooks.warning);
+  logger.info(
+    { sandbox: hooks.settings.sandbox.kind, timeoutMs: hooks.settings.timeoutMs, network: hooks.settings.network, repositoryAdminsManageHooks: hooks.settings.repositoryAdminsManageHooks },
+    'hooks',
+  );
   const { createPackferryServer } = await import('../server/http.js');
   const { TokenStore, readTlsServerOptions } = await import('../server/auth/index.js');
   const tls =
@@ -158,6 +193,7 @@ async function serve(
     logger,
     maxPushBytes: maxPush,
     limits,
+    hooks: hooks.settings,
   });
   let url: string;
   try {
@@ -165,14 +201,16 @@ async function serve(
   } catch (err) {
     throw new PackferryError(ErrorCode.TransportConnect, `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
   }
-  logger.info({ url, store: root.description, tls: tls !== undefined }, 'listening');
-  // Tests and scripts read the address from here.
-  process.stderr.write(`packferry serve: listening on ${url}\n`);
-  await new Promise<void>((resolve) => {
+  // Before the address is announced: a SIGTERM sent as soon as it is read must stop the server gently.
+  const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  logger.info({ url, store: root.description, tls: tls !== undefined }, 'listening');
+  // Tests and scripts read the address from here.
+  process.stderr.write(`packferry serve: listening on ${url}\n`);
+  await stopped;
   logger.info('stopping');
   await server.close();
   await root.close();

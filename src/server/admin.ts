@@ -7,11 +7,13 @@
 //   DELETE /api/v1/repos/NAME
 //   PUT|GET|DELETE /api/v1/repos/NAME/hooks/(pre-receive|update|post-receive)
 //   GET    /api/v1/status
-// Creating, editing and deleting need admin rights on the repository; what
-// the caller may not see is answered 404, like everything else.
+// Creating, editing and deleting need admin rights on the repository; hooks
+// need a server-wide admin (or, with serve --repository-admins-manage-hooks,
+// the repository's admin); what the caller may not see is answered 404, like
+// everything else.
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { checkRepositoryName, readSettings } from '../store/root.js';
-import { authorize } from './auth/index.js';
+import { authorize, authorizeHooks } from './auth/index.js';
 import { readRequestBody } from './body.js';
 import { refuse, type RequestContext } from './http.js';
 import {
@@ -106,7 +108,9 @@ export async function handleAdmin(ctx: RequestContext): Promise<void> {
     const exists = await repositoryExists(root, name);
     const settings = exists ? await readSettings(root.repositoryStore(name)) : undefined;
     if (m[2] !== undefined) {
-      if (!exists || !authorize(identity, 'admin', name, settings, region)) return refuse(ctx);
+      // Hooks run code as the server: a server-wide admin's, unless serve lets repository admins (hooks.ts).
+      const { repositoryAdminsManageHooks } = options.hooks;
+      if (!exists || !authorizeHooks(identity, name, settings, { ...region, repositoryAdmins: repositoryAdminsManageHooks })) return refuse(ctx);
       const hook = checkHookName(m[2]);
       if (req.method === 'PUT') {
         const script = await readBody(ctx, MAX_HOOK);

@@ -27,6 +27,7 @@ import { StoreRepository } from '../store/repository.js';
 import { checkRepositoryName, readSettings, type RepositorySettings, type StoreRoot } from '../store/root.js';
 import { authenticate, authorize, denial, type Action, type Identity, type TokenStore } from './auth/index.js';
 import { handleAdmin } from './admin.js';
+import type { HookSettings } from './hooks.js';
 import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission.js';
 import { checkDeclaredLength, DEFAULT_BODY_LIMITS, isBodyTimeout, readRequestBody, type BodyLimits } from './body.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
@@ -50,6 +51,8 @@ export interface ServeOptions {
   maxRequestBytes?: number;
   /** Bounds on what clients may make the server spend (defaults: DEFAULT_SERVER_LIMITS). */
   limits?: Partial<ServerLimits>;
+  /** How hooks are run and who may manage them (hooks.ts prepareHookSettings). */
+  hooks: HookSettings;
 }
 
 /** Everything one request, one client and all of them may make the server spend. */
@@ -391,6 +394,7 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
           denyNonFastForwards: settings.denyNonFastForwards === true,
           mayForce: authorize(ctx.identity, 'admin', name, settings, { region: ctx.options.region }),
           cacheDir: ctx.options.cacheDir,
+          hooks: ctx.options.hooks,
           signal: abort.signal,
           onReport: (report) => {
             pushCounted = true;

@@ -31,7 +31,7 @@ import { FsBlobStore } from '../store/fs-backend.js';
 import { peelTag } from '../store/peel.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
 import type { StoreRepository } from '../store/repository.js';
-import { hookInput, runHook } from './hooks.js';
+import { hookInput, runHook, type HookSettings } from './hooks.js';
 
 /** Packs up to this size are read into memory for the connectivity check. */
 const IN_MEMORY_CHECK = 64 * 1024 * 1024;
@@ -50,6 +50,8 @@ export interface ReceivePackContext {
   denyNonFastForwards?: boolean;
   mayForce?: boolean;
   cacheDir: string;
+  /** How hooks are run (the server's settings). */
+  hooks: HookSettings;
   signal?: AbortSignal;
   /** Told the outcome of every push that gets as far as a report-status (for metrics). */
   onReport?: (report: ReportStatus) => void;
@@ -173,6 +175,7 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
       pushOptions: request.pushOptions,
       gitDir: ctx.store instanceof FsBlobStore ? ctx.store.root : undefined,
       cacheDir: ctx.cacheDir,
+      settings: ctx.hooks,
     };
     let accepted = outcomes.filter((o) => o.status.ok);
     if (accepted.length > 0) {

@@ -6,7 +6,7 @@
 // directory, it serves the same repository, and takes further pushes.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../support/git.js';
 import { makeSource, refMap } from '../support/mirror-fixtures.js';
@@ -83,14 +83,32 @@ describe('packferry serve over an S3 store', () => {
     await assertStoreVerifies(`${ROOT}/r.git`, env);
   });
 
-  it('runs a hook kept in the bucket', async () => {
+  it('runs a hook kept in the bucket, sandboxed: without the AWS keys, and seeing nothing of the cache but itself', async () => {
     const hook = join(tmp.path, 'pre-receive');
-    writeFileSync(hook, '#!/bin/sh\nwhile read old new ref; do case "$ref" in refs/heads/wip/*) echo "s3 hook: no $ref"; exit 1;; esac; done\nexit 0\n');
+    const cache = join(tmp.path, 'cache-1');
+    writeFileSync(
+      hook,
+      [
+        '#!/bin/sh',
+        'env | grep "^AWS_" | sed "s/^/s3 hook sees: /"',
+        'echo "s3 hook GIT_DIR=${GIT_DIR-unset}"',
+        `echo "s3 hook cache: $(ls -A '${cache}' | tr '\\n' ' ')"`,
+        'while read old new ref; do case "$ref" in refs/heads/wip/*) echo "s3 hook: no $ref"; exit 1;; esac; done',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
     await pf(['repo', 'edit', 'r', '--hook', `pre-receive=${hook}`, '--store', ROOT], env);
     const before = await lsRemote(writer, url());
     const stderr = await gitFails(writer, ['push', url(), 'refs/heads/main:refs/heads/wip/x'], { cwd: source.dir });
     assert.match(stderr, /^remote: s3 hook: no refs\/heads\/wip\/x/m);
     assert.deepEqual(sortedEntries(await lsRemote(writer, url())), sortedEntries(before));
+    assert.doesNotMatch(stderr, /s3 hook sees:/);
+    assert.ok(!stderr.includes(S3RVER_CREDENTIALS.secretAccessKey));
+    assert.match(stderr, /^remote: s3 hook GIT_DIR=unset/m);
+    // The cache holds layers' indexes and the hook's scratch directories too; the sandbox shows only the hook's own copy.
+    assert.ok(readdirSync(cache).length > 1, readdirSync(cache).join(' '));
+    assert.match(stderr, /^remote: s3 hook cache: hooks\s*$/m);
   });
 
   it('keeps no state of its own: restarted with an empty cache after a push, it serves the same data', async () => {

@@ -2,7 +2,9 @@
 // the address it prints, usage errors, a port in use, and stopping: SIGTERM
 // lets a push in progress finish (new connections are refused meanwhile),
 // exits 0, and removes the temporary cache directory the server made for
-// itself (one was left in the temporary directory by every run before).
+// itself (one was left in the temporary directory by every run before); the
+// bubblewrap probe at start (--hook-sandbox bwrap refuses a bwrap that does
+// not work, auto warns and goes on without it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -71,6 +73,9 @@ describe('packferry serve (the command)', () => {
       ['--store', root, '--tls-cert', 'x.crt'],
       ['--store', root, '--client-ca', 'ca.crt'],
       ['--store', root, '--max-push', '-5'],
+      ['--store', root, '--hook-sandbox', 'maybe'],
+      ['--store', root, '--hook-timeout', '0'],
+      ['--store', root, '--hook-timeout', 'soon'],
       ['--store', root, 'extra'],
     ];
     const results = await Promise.all(cases.map((args) => packferry(['serve', ...args])));
@@ -85,7 +90,8 @@ describe('packferry serve (the command)', () => {
     const hook = join(tmp.path, 'slow-hook.sh');
     writeFileSync(hook, `#!/bin/sh\ntouch '${started}'\nsleep 1\nexit 0\n`, { mode: 0o755 });
     await pf(['repo', 'edit', 'r', '--hook', `pre-receive=${hook}`, '--store', root]);
-    const server = await startServe(['--store', root], { env: { TMPDIR: tmpdir } });
+    // Without the sandbox: the hook tells the test it started by writing outside its scratch directory.
+    const server = await startServe(['--store', root, '--hook-sandbox', 'none'], { env: { TMPDIR: tmpdir } });
     assert.equal(
       readdirSync(tmpdir).filter((n) => n.startsWith('packferry-serve-')).length,
       1,
@@ -119,5 +125,33 @@ describe('packferry serve (the command)', () => {
     const clone = join(tmp.path, 'clone');
     await gitOk(writer, ['clone', '-q', `${again.url}/r.git`, clone]);
     await assertCloneMatches(writer, `${again.url}/r.git`, clone);
+  });
+
+  it('checks at start that bubblewrap works: --hook-sandbox bwrap refuses to start without it, auto warns and runs hooks unsandboxed', async () => {
+    // A bwrap that is installed but cannot make namespaces (as on a kernel without unprivileged user namespaces).
+    const bin = join(tmp.path, 'broken-bwrap');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'bwrap'), '#!/bin/sh\necho "bwrap: No permissions to create new namespace" >&2\nexit 1\n', { mode: 0o755 });
+    const env = { PATH: `${bin}:/usr/bin:/bin` };
+    const refused = await packferry(['serve', '--store', root, '--listen', '127.0.0.1:0', '--hook-sandbox', 'bwrap'], { env, timeoutMs: 15_000 });
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /cannot sandbox hooks: .*broken-bwrap\/bwrap fails \(exit 1\): bwrap: No permissions to create new namespace/);
+    assert.match(refused.stderr, /hint: install bubblewrap/);
+
+    const server = await startServe(['--store', root, '--no-tokens'], { env });
+    try {
+      const lines = server
+        .logs()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { level: number; msg: string; sandbox?: string });
+      assert.ok(
+        lines.some((l) => l.level === 40 && /^hooks run without a sandbox: .*No permissions to create new namespace/.test(l.msg)),
+        server.logs(),
+      );
+      assert.equal(lines.find((l) => l.msg === 'hooks')?.sandbox, 'none');
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
   });
 });

@@ -12,7 +12,7 @@
 // Decide before reading anything else of the repository, and do not let the
 // time taken or the error path differ (no "repository missing" log line at
 // a level the client can see, no different body).
-import { DEFAULT_REGION, allows, type Action } from './rights.js';
+import { DEFAULT_REGION, allows, isServerAdmin, type Action } from './rights.js';
 import type { Identity } from './identity.js';
 
 /** What authorization needs from a repository's settings (src/store/root.ts RepositorySettings fits). */
@@ -40,6 +40,25 @@ export function authorize(identity: Identity, action: Action, repo: string | und
   if (action === 'read' && repo !== undefined && settings?.public === true) return true;
   if (identity.kind !== 'cert' && identity.kind !== 'token') return false;
   return allows(identity.rights, { action, repo, region: options.region ?? DEFAULT_REGION });
+}
+
+/**
+ * Whether `identity` may install, read, change or delete `repo`'s hooks:
+ * code the server runs on every push. A server-wide admin may (rights.ts
+ * `isServerAdmin`: admin on every region and repository); with
+ * `repositoryAdmins` (serve --repository-admins-manage-hooks) so may anyone
+ * `authorize` lets administer the repository. As for `authorize`,
+ * `settings` undefined means the repository does not exist: refused.
+ */
+export function authorizeHooks(
+  identity: Identity,
+  repo: string,
+  settings: AccessSettings | undefined,
+  options: AuthorizeOptions & { repositoryAdmins?: boolean } = {},
+): boolean {
+  if (settings === undefined || (identity.kind !== 'cert' && identity.kind !== 'token')) return false;
+  if (isServerAdmin(identity.rights)) return true;
+  return options.repositoryAdmins === true && authorize(identity, 'admin', repo, settings, options);
 }
 
 /** The response to send for anything not allowed (and for anything that does not exist). */

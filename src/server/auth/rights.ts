@@ -121,6 +121,16 @@ export function allows(rights: Rights, request: AccessRequest): boolean {
   return rights.repos.some((g) => globMatch(g, repo));
 }
 
+/**
+ * Whether `rights` are a server-wide admin's: the admin flag, with a region
+ * glob and a repository glob that each match everything. What such rights
+ * alone may do (installing hooks, which run code as the server) must not be
+ * reachable from an admin of some repositories or regions.
+ */
+export function isServerAdmin(rights: Rights): boolean {
+  return rights.admin && rights.regions.some(matchesEverything) && rights.repos.some(matchesEverything);
+}
+
 /** "read, write; regions *; repos team/*": for logs and `ca info`. */
 export function formatRights(rights: Rights): string {
   const flags = [rights.admin && 'admin', rights.read && 'read', rights.write && 'write'].filter(Boolean).join(', ') || 'no rights';
