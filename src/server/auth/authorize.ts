@@ -4,10 +4,11 @@
 // request for a repository that does not exist. Use it like this:
 //
 //   const identity = await authenticate(req, { tokens });
-//   const settings = await tryReadSettings(name);          // undefined: no such repository
-//   if (settings === undefined || !authorize(identity, action, name, settings, { region })) {
+//   const settings = await readSettings(store);   // a missing repository reads as a private one
+//   if (!authorize(identity, action, name, settings, { region })) {
 //     return send(denial(identity, { challenge: tokensEnabled }));
 //   }
+//   // only now open the repository (and refuse the same way if it does not exist)
 //
 // Decide before reading anything else of the repository, and do not let the
 // time taken or the error path differ (no "repository missing" log line at
