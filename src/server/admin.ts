@@ -105,12 +105,13 @@ export async function handleAdmin(ctx: RequestContext): Promise<void> {
     } catch {
       return refuse(ctx);
     }
-    const exists = await repositoryExists(root, name);
-    const settings = exists ? await readSettings(root.repositoryStore(name)) : undefined;
+    // Rights first, from the settings alone (a missing repository's read as a private one's), then existence: the 404 rule in time too.
+    const settings = await readSettings(root.repositoryStore(name));
+    const exists = () => repositoryExists(root, name);
     if (m[2] !== undefined) {
       // Hooks run code as the server: a server-wide admin's, unless serve lets repository admins (hooks.ts).
       const { repositoryAdminsManageHooks } = options.hooks;
-      if (!exists || !authorizeHooks(identity, name, settings, { ...region, repositoryAdmins: repositoryAdminsManageHooks })) return refuse(ctx);
+      if (!authorizeHooks(identity, name, settings, { ...region, repositoryAdmins: repositoryAdminsManageHooks }) || !(await exists())) return refuse(ctx);
       const hook = checkHookName(m[2]);
       if (req.method === 'PUT') {
         const script = await readBody(ctx, MAX_HOOK);
@@ -131,10 +132,10 @@ export async function handleAdmin(ctx: RequestContext): Promise<void> {
       return refuse(ctx);
     }
     if (req.method === 'GET') {
-      if (!exists || !authorize(identity, 'read', name, settings, region)) return refuse(ctx);
+      if (!authorize(identity, 'read', name, settings, region) || !(await exists())) return refuse(ctx);
       return json(ctx, 200, { ok: true, repository: await describeRepository(root, name, { refs: true, cacheDir }) });
     }
-    if (!exists || !authorize(identity, 'admin', name, settings, region)) return refuse(ctx);
+    if (!authorize(identity, 'admin', name, settings, region) || !(await exists())) return refuse(ctx);
     if (req.method === 'PATCH') {
       const body = await readJson(ctx);
       const edit: RepositoryEdit = {
