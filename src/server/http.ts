@@ -248,17 +248,24 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
 /**
  * Resolves when the response can take more, or is gone; leaves no listener
  * behind. With `stallMs`, a client that takes nothing for that long is cut
- * off (the response destroyed), so that a reader that stopped reading does
- * not hold what its response needs for ever.
+ * off (the response destroyed; resolves true), so that a reader that stopped
+ * reading does not hold what its response needs for ever.
  */
-export function drained(res: ServerResponse, stallMs?: number): Promise<void> {
+export function drained(res: ServerResponse, stallMs?: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = stallMs === undefined ? undefined : setTimeout(() => res.destroy(), stallMs);
+    let stalled = false;
+    const timer =
+      stallMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            stalled = true;
+            res.destroy();
+          }, stallMs);
     const done = () => {
       clearTimeout(timer);
       res.off('drain', done);
       res.off('close', done);
-      resolve();
+      resolve(stalled);
     };
     res.on('drain', done);
     res.on('close', done);
@@ -437,6 +444,7 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
       }
     };
     let sent = 0;
+    let stalled = false;
     // One chunk made ahead while the last is sent (chunks of a pack are up to 1 MiB: a deeper queue, per slow reader, adds up).
     for await (const chunk of Readable.from(rest(), { highWaterMark: 1 })) {
       // A client that went away before the answer (a push cut off while its pack
@@ -444,11 +452,14 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
       // hang here forever, with the push's writer lock held.
       if (res.destroyed) break;
       sent += chunk.length;
-      if (!res.write(chunk) && !res.destroyed) await drained(res, ctx.limits.sendStallMs);
+      if (!res.write(chunk) && !res.destroyed) stalled = await drained(res, ctx.limits.sendStallMs);
       if (res.destroyed) break;
     }
     ctx.metrics.bytesSent.inc({ route: service }, sent);
-    if (res.destroyed && !res.writableFinished) ctx.metrics.timeouts.inc({ kind: 'send' });
+    if (stalled) {
+      ctx.metrics.timeouts.inc({ kind: 'send' });
+      ctx.log.warn({ sent }, 'client stopped reading: cut off');
+    }
     res.end();
   } catch (err) {
     // A push that ended without a report (malformed, too large, cut off, a server error).
@@ -490,7 +501,7 @@ async function dumbFile(ctx: RequestContext, name: string, path: string): Promis
     if (!body) return refuse(ctx);
     for await (const chunk of body) {
       if (ctx.res.destroyed) return;
-      if (!ctx.res.write(chunk) && !ctx.res.destroyed) await drained(ctx.res, ctx.limits.sendStallMs);
+      if (!ctx.res.write(chunk) && !ctx.res.destroyed && (await drained(ctx.res, ctx.limits.sendStallMs))) ctx.metrics.timeouts.inc({ kind: 'send' });
       if (ctx.res.destroyed) return;
     }
     ctx.res.end();
