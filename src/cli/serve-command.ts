@@ -39,10 +39,10 @@ Options:
                             the admin API (default: server-wide admins only)
 
   What clients may make the server spend (beyond these, 503 with Retry-After):
-    --max-requests <n>      requests in progress at once (default 128)
+    --max-requests <n>      requests in progress at once (default 256)
     --max-requests-per-client <n>
                             the same for one user, or one address for
-                            anonymous clients (default 32)
+                            anonymous clients (default 64)
     --max-memory <size>     refuse new requests while the process uses more
                             (default: half of Node's heap limit)
     --body-timeout <time>   time a request body may take before the bytes it

@@ -24,8 +24,8 @@ export function defaultMaxMemory(): number {
 }
 
 export const DEFAULT_ADMISSION_LIMITS: Readonly<Omit<AdmissionLimits, 'maxMemoryBytes'>> = Object.freeze({
-  maxRequests: 128,
-  maxRequestsPerClient: 32,
+  maxRequests: 256,
+  maxRequestsPerClient: 64,
   retryAfterSeconds: 5,
 });
 

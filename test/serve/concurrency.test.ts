@@ -69,8 +69,7 @@ before(async () => {
   await pf(['mirror', source.dir, join(root, 'r.git')]);
   await pf(['repo', 'edit', 'r', '--public', '--store', root]);
   const token = (JSON.parse((await pf(['token', 'create', 'dev', '--read', '--write', '--store', root, '--json'])).stdout) as { token: string }).token;
-  // The 50 clones below all come from one address: above the default bound per client (32).
-  server = await startServe(['--store', root, '--max-requests-per-client', '64']);
+  server = await startServe(['--store', root]);
   writer = bearerClient(token);
   repoUrl = `${server.url}/r.git`;
 });
