@@ -313,6 +313,20 @@ function verifyOrdered(
   return c1 < c2 ? 0 : TREE_UNORDERED;
 }
 
+/** Names whose blobs fsck reads once every object is known (fsck.c `gitmodules_found`, `gitattributes_found`). */
+export type SpecialBlobKind = 'gitmodules' | 'gitattributes';
+
+export interface ValidateTreeOptions extends ValidateOptions {
+  algo?: HashAlgorithm;
+  /**
+   * Told of every entry named .gitmodules or .gitattributes (or a name
+   * Windows or macOS take for one) that is not a symbolic link: its raw id
+   * is `data[oidStart..oidStart + algo.rawLength)`, a view valid only during
+   * the call.
+   */
+  onSpecialBlob?: (kind: SpecialBlobKind, data: Buffer, oidStart: number) => void;
+}
+
 /**
  * Checks a tree as `git fsck` does (fsck.c `fsck_tree()`), reporting each
  * kind of problem once with the offset of the first entry that has it.
@@ -321,8 +335,9 @@ function verifyOrdered(
  * One deliberate difference: Git stores modes in 16 bits while checking, so
  * it misses bad modes such as "1100644"; packferry checks the whole value.
  */
-export function validateTree(data: Uint8Array, options: ValidateOptions & { algo?: HashAlgorithm } = {}): ObjectProblem[] {
+export function validateTree(data: Uint8Array, options: ValidateTreeOptions = {}): ObjectProblem[] {
   const reporter = new ProblemReporter(options);
+  const onSpecialBlob = options.onSpecialBlob;
   const algo = options.algo ?? SHA1;
   const cursor = new TreeCursor(data, algo);
   const buf = cursor.data;
@@ -366,13 +381,18 @@ export function validateTree(data: Uint8Array, options: ValidateOptions & { algo
     const lead = buf[s] | 0x20;
     if (lead === 0x2e || lead === 0x67 || lead === 0x6d || buf[s] === 0xe2 || buf[s] === 0xef) {
       if (isHfsDotGeneric(buf, s, e, 'git') || isNtfsDotgit(buf, s, e)) flag('hasDotgit', entryStart);
-      if (isLink) {
+      if (isLink || onSpecialBlob) {
+        // A .gitmodules or .gitattributes that is not a link is read later (fsck_finish); one that is, is refused here.
         if (isHfsDotGeneric(buf, s, e, 'gitmodules') || isNtfsDotGeneric(buf, s, e, 'gitmodules', 'gi7eba')) {
-          reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+          if (isLink) reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+          else onSpecialBlob!('gitmodules', buf, cursor.oidStart);
         }
         if (isHfsDotGeneric(buf, s, e, 'gitattributes') || isNtfsDotGeneric(buf, s, e, 'gitattributes', 'gi7d29')) {
-          reporter.report('gitattributesSymlink', '.gitattributes is a symlink', entryStart);
+          if (isLink) reporter.report('gitattributesSymlink', '.gitattributes is a symlink', entryStart);
+          else onSpecialBlob!('gitattributes', buf, cursor.oidStart);
         }
+      }
+      if (isLink) {
         if (isHfsDotGeneric(buf, s, e, 'gitignore') || isNtfsDotGeneric(buf, s, e, 'gitignore', 'gi250a')) {
           reporter.report('gitignoreSymlink', '.gitignore is a symlink', entryStart);
         }
@@ -386,8 +406,9 @@ export function validateTree(data: Uint8Array, options: ValidateOptions & { algo
     // On Windows a backslash separates directories: check each component.
     for (let b = findByte(buf, 0x5c, s, e); b >= 0; b = findByte(buf, 0x5c, b + 1, e)) {
       if (isNtfsDotgit(buf, b + 1, e)) flag('hasDotgit', entryStart);
-      if (isLink && isNtfsDotGeneric(buf, b + 1, e, 'gitmodules', 'gi7eba')) {
-        reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+      if ((isLink || onSpecialBlob) && isNtfsDotGeneric(buf, b + 1, e, 'gitmodules', 'gi7eba')) {
+        if (isLink) reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+        else onSpecialBlob!('gitmodules', buf, cursor.oidStart);
       }
     }
 

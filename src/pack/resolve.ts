@@ -17,6 +17,7 @@ import { applyDelta } from './delta.js';
 import { OBJECT_TYPES } from '../core/object.js';
 import { isDeltaType } from './format.js';
 import { BufferPool } from './buffer-pool.js';
+import type { FsckCollector } from '../core/fsck.js';
 import { collectLinks, type ObjectIdSet } from './links.js';
 import { createInflater, type Inflater } from './inflate.js';
 import type { PackFile } from './packfile.js';
@@ -193,6 +194,8 @@ export interface ResolveOptions {
   onProgress?: (resolved: number) => void;
   /** Where the links of resolved commits, trees and tags are collected (see links.ts). */
   links?: ObjectIdSet;
+  /** Where resolved commits, trees and tags are checked (IndexPackOptions.fsck). */
+  fsck?: FsckCollector;
 }
 
 /**
@@ -363,6 +366,7 @@ export class DeltaResolver {
     t.types[i] = (type << 4) | t.packType(i) | (data.length < SMALL_OBJECT ? SMALL_FLAG : 0);
     t.depths[i] = depth;
     if (this.options.links && type !== BLOB) collectLinks(type, data, this.options.links);
+    if (this.options.fsck && type !== BLOB) this.options.fsck.checkObject(type, data, id, 0, i);
     const resolved = Atomics.add(this.graph.counters, Counter.Resolved, 1) + 1;
     if (this.options.onProgress && ++this.sinceProgress >= 1024) {
       this.sinceProgress = 0;
