@@ -84,12 +84,12 @@ const structuredConfig = fc
   .array(
     fc.record({
       section: fc.constantFrom('submodule', 'Core', 'a.b', 'x-y', 'sub', ''),
-      sub: fc.option(fc.stringMatching(/^[a-z."\\\/ .\t-]{0,6}$/), { nil: undefined }),
+      sub: fc.option(fc.stringMatching(/^[a-z."\\/ .\t-]{0,6}$/), { nil: undefined }),
       keys: fc.array(
         fc.record({
           key: fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,5}$/),
           sep: fc.constantFrom(' = ', '=', ' =', '\t=\t', ''),
-          value: fc.stringMatching(/^[ a-z"\\;#=.\t\/:%-]{0,10}$/),
+          value: fc.stringMatching(/^[ a-z"\\;#=.\t/:%-]{0,10}$/),
           end: fc.constantFrom('\n', '\r\n', ' ; c\n', '\\\n', ''),
         }),
         { maxLength: 4 },

@@ -7,7 +7,8 @@
 // with the relaxing options) fails `store verify --full` without them,
 // naming the same ids as `git fsck` in the same directory, and passes with
 // `store verify --full --fsck ...`. A blob on a branch of the source is
-// refused as Git's refs layer refuses it.
+// refused as Git's refs layer refuses it, and `store verify` names one in a
+// store, as `git fsck` does.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,8 @@ import { join } from 'node:path';
 import { git, gitAsync, tempDir } from '../support/git.js';
 import { fsckIdsIn, HOSTILE_CASES, writeBlob } from '../support/fsck-fixtures.js';
 import { packferry, refMap } from '../support/mirror-fixtures.js';
+import { FsBlobStore } from '../../src/store/fs-backend.js';
+import { StoreRepository } from '../../src/store/repository.js';
 
 const tmp = tempDir('packferry-mirror-fsck-');
 const source = join(tmp.path, 'source.git');
@@ -100,12 +103,26 @@ describe('packferry mirror into a store checks objects as receive.fsckObjects do
     const blob = writeBlob(src, 'not a commit\n');
     mkdirSync(join(src, 'refs', 'heads'), { recursive: true });
     writeFileSync(join(src, 'refs', 'heads', 'blobref'), `${blob}\n`);
+    git(['tag', 'blobtag', blob], { cwd: src }); // a tag may name a blob
     const store = join(tmp.path, 'blob.git');
     const r = await packferry(['mirror', '--include', 'refs/heads/main', '--include', 'refs/heads/blobref', src, store]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.ok((r.stdout + r.stderr).includes(`cannot update ref 'refs/heads/blobref': trying to write non-commit object ${blob} to branch 'refs/heads/blobref'`), r.stdout + r.stderr);
     assert.equal(existsSync(join(store, 'packed-refs')) && git(['--git-dir', store, 'for-each-ref']).includes('blobref'), false);
-    const ok = await packferry(['mirror', '-q', '--include', 'refs/heads/main', src, store]);
+    const ok = await packferry(['mirror', '-q', '--include', 'refs/heads/main', '--include', 'refs/tags/*', src, store]);
     assert.equal(ok.code, 0, ok.stderr);
+
+    // A store that holds one anyway (written before this rule, or by hand): store verify names it, as git fsck does.
+    const repo = await StoreRepository.open(new FsBlobStore(store));
+    const lock = await repo.lock();
+    await repo.commit({ refs: [...repo.refs, { name: 'refs/heads/blobref', oid: blob }] });
+    await lock.release();
+    await repo.close();
+    const verify = await packferry(['store', 'verify', '--json', store]);
+    assert.equal(verify.code, 1, verify.stdout);
+    const problems = (JSON.parse(verify.stdout) as { problems: { kind: string; message: string }[] }).problems;
+    assert.ok(problems.some((p) => p.kind === 'bad-ref' && p.message.includes(`trying to write non-commit object ${blob} to branch 'refs/heads/blobref'`)), verify.stdout);
+    const fsck = await gitAsync(['--git-dir', store, 'fsck', '--no-progress']);
+    assert.match(fsck.stderr, /error: refs\/heads\/blobref: not a commit/);
   });
 });
