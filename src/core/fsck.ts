@@ -20,7 +20,7 @@ import type { ObjectId } from './oid.js';
 import { validateCommit } from './object-commit.js';
 import { checkFsckOverride, hasErrors, ProblemReporter, severitiesFrom, type FsckLevel, type FsckMsgId, type ObjectProblem, type ValidateOptions } from './object-problem.js';
 import { validateTag } from './object-tag.js';
-import { validateTree, type SpecialBlobKind } from './object-tree.js';
+import { validateTree, type SpecialBlobKind, type TreeLinkSink } from './object-tree.js';
 import { OBJECT_TYPES, type ObjectType } from './object-type.js';
 import { checkSubmoduleName, checkSubmoduleUrl, looksLikeCommandLineOption, parseSubmoduleUpdateType } from './submodule-rules.js';
 
@@ -121,11 +121,20 @@ export class FsckCollector {
   private readonly treeOptions;
   private readonly hashLength: number;
 
-  constructor(private readonly options: FsckOptions, hashLength = 20) {
+  /**
+   * `treeLinks`: where the trees checked put the ids they name (the
+   * thread's link collection), gathered in the same pass as the check: the
+   * caller then skips collecting the links of trees itself.
+   */
+  constructor(
+    private readonly options: FsckOptions,
+    hashLength = 20,
+    readonly treeLinks?: TreeLinkSink,
+  ) {
     this.hashLength = hashLength;
     const onSpecialBlob = (kind: SpecialBlobKind, data: Buffer, at: number) =>
       (kind === 'gitmodules' ? this.gitmodules : this.gitattributes).add(hexOf(data, at, hashLength));
-    this.treeOptions = { strict: options.strict, severities: options.severities, onSpecialBlob };
+    this.treeOptions = { strict: options.strict, severities: options.severities, onSpecialBlob, links: treeLinks };
   }
 
   /** Checks a whole object of pack type `packType` (1 commit, 2 tree, 3 blob, 4 tag) whose raw id is `oid[oidAt..]`. */

@@ -57,6 +57,7 @@ export const FSCK_DEFAULT_SEVERITY = {
   missingTypeEntry: 'error',
   multipleAuthors: 'error',
   treeNotSorted: 'error',
+  unknownType: 'error', // (an object of no known type: a pack cannot carry one, but Git takes the setting)
   zeroPaddedDate: 'error',
   // warnings (errors under `strict`)
   emptyName: 'warning',

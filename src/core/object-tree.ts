@@ -361,6 +361,20 @@ export interface ValidateTreeOptions extends ValidateOptions {
    * the call.
    */
   onSpecialBlob?: (kind: SpecialBlobKind, data: Buffer, oidStart: number) => void;
+  /**
+   * Also collects the ids the entries name, but submodule commits (which
+   * live in another repository): what a link collection would gather from
+   * the tree in a walk of its own, gathered in the same pass. Told to give
+   * up when the tree cannot be decoded.
+   */
+  links?: TreeLinkSink;
+}
+
+/** Where a tree's links go (the pack layer's ObjectIdSet). */
+export interface TreeLinkSink {
+  /** The raw id at `data[at..]`. */
+  add(data: Uint8Array, at: number): void;
+  giveUp(): void;
 }
 
 /**
@@ -375,6 +389,7 @@ export function validateTree(data: Uint8Array, options: ValidateTreeOptions = {}
   // Hot: every tree of every push passes here. No allocation per entry, none per tree until a problem shows.
   let reporter: ProblemReporter | undefined;
   const onSpecialBlob = options.onSpecialBlob;
+  const links = options.links;
   const strict = options.strict === true;
   const algo = options.algo ?? SHA1;
   const cursor = new TreeCursor(data, algo);
@@ -392,7 +407,10 @@ export function validateTree(data: Uint8Array, options: ValidateTreeOptions = {}
   let largePathname = -1;
 
   let nameFlags = nextEntry(cursor);
-  if (nameFlags === undefined) return badTree(cursor, options);
+  if (nameFlags === undefined) {
+    links?.giveUp();
+    return badTree(cursor, options);
+  }
   let prevMode = 0;
   let prevStart = -1;
   let prevEnd = -1;
@@ -405,6 +423,7 @@ export function validateTree(data: Uint8Array, options: ValidateTreeOptions = {}
     const isLink = (mode & S_IFMT) === S_IFLNK;
 
     if (nullSha1 < 0 && isNullId(buf, cursor.oidStart, algo.rawLength)) nullSha1 = entryStart;
+    if (links !== undefined && mode !== 0o160000) links.add(buf, cursor.oidStart);
     if ((nameFlags & 1) !== 0 && fullPathname < 0) fullPathname = entryStart;
     const backslash = (nameFlags & 2) !== 0;
     const lead = buf[s];
@@ -453,6 +472,7 @@ export function validateTree(data: Uint8Array, options: ValidateTreeOptions = {}
 
     nameFlags = nextEntry(cursor);
     if (nameFlags === undefined) {
+      links?.giveUp();
       (reporter ??= new ProblemReporter(options)).report('badTree', 'cannot be parsed as a tree', cursor.entryEnd);
       break;
     }

@@ -130,7 +130,8 @@ class EntryRecorder {
     this.tables = new PackTables(algo.rawLength, capacity);
     this.refBaseIds = new Uint8Array(1024 * algo.rawLength);
     this.links = collectLinks ? new ObjectIdSet(algo.rawLength, linkLimit(objectCount)) : undefined;
-    this.fsck = fsck ? new FsckCollector(fsck, algo.rawLength) : undefined;
+    // The checks of trees collect their links in the same pass.
+    this.fsck = fsck ? new FsckCollector(fsck, algo.rawLength, this.links) : undefined;
   }
 
   record = (e: ScannedEntry): void => {
@@ -148,8 +149,8 @@ class EntryRecorder {
       t.baseIndex[i] = NOT_A_DELTA;
       if (this.links && e.type !== PackObjectType.Blob) {
         // An object too large to be held while hashed was not kept: its links are unknown.
-        if (e.data) collectLinks(e.type, e.data, this.links);
-        else this.links.giveUp();
+        if (!e.data) this.links.giveUp();
+        else if (!(this.fsck && e.type === PackObjectType.Tree)) collectLinks(e.type, e.data, this.links);
       }
       if (this.fsck && e.type !== PackObjectType.Blob) {
         if (e.data) this.fsck.checkObject(e.type, e.data, e.oid, 0, i);
@@ -359,7 +360,7 @@ async function resolveAndIndex(
     if (resolved < deltaCount && options.fixThin) {
       const thinLinks = newLinkSet?.();
       if (thinLinks) links!.push(thinLinks);
-      const thinFsck = options.fsck ? new FsckCollector(options.fsck, algo.rawLength) : undefined;
+      const thinFsck = options.fsck ? new FsckCollector(options.fsck, algo.rawLength, thinLinks) : undefined;
       const appended = await completeThinPack(packPath, tables, graph, refEntries, refBaseIds, options.fixThin, algo, limits, options.signal, thinLinks, thinFsck);
       if (thinFsck) findings.push(thinFsck.findings());
       appendedBases = appended.count;
@@ -466,7 +467,7 @@ async function runResolution(
   for (let w = 0; w < workersWanted; w++) workers.push(runWorker(data, algo.rawLength));
   const pack = memory ? PackFile.fromMemory(memory, packPath) : PackFile.open(packPath);
   const links = linkLimitPerThread === undefined ? undefined : new ObjectIdSet(tables.hashLength, linkLimitPerThread);
-  const fsck = options.fsck ? new FsckCollector(options.fsck, algo.rawLength) : undefined;
+  const fsck = options.fsck ? new FsckCollector(options.fsck, algo.rawLength, links) : undefined;
   const resolver = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, cacheLimit, onProgress, links, fsck });
   let mainError: unknown;
   try {

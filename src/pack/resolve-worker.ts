@@ -33,7 +33,7 @@ let message: ResolveWorkerMessage;
 const pack = data.packMemory ? PackFile.fromMemory(new Uint8Array(data.packMemory), data.packPath) : PackFile.open(data.packPath);
 const tables = PackTables.fromBuffers(data.tables);
 const links = data.linkLimit === undefined ? undefined : new ObjectIdSet(tables.hashLength, data.linkLimit);
-const fsck = data.fsck ? new FsckCollector({ ...data.fsck, skipList: data.fsck.skipList && new Set(data.fsck.skipList) }, tables.hashLength) : undefined;
+const fsck = data.fsck ? new FsckCollector({ ...data.fsck, skipList: data.fsck.skipList && new Set(data.fsck.skipList) }, tables.hashLength, links) : undefined;
 const resolver = new DeltaResolver(tables, new DeltaGraph(data.graph), pack, {
   hashName: data.hashName,
   limits: data.limits,

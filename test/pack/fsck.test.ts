@@ -3,15 +3,18 @@
 // threads (main and workers alike, with skip lists crossing to the workers),
 // thin-pack completion, and whole objects too large for pass one to keep —
 // and the .gitmodules blobs trees name are noted wherever the tree was
-// resolved. `packferry index-pack --fsck-objects` refuses what `git
+// resolved; the trees' links, gathered by the check itself, are what a link
+// collection of its own gathers. `packferry index-pack --fsck-objects` refuses what `git
 // index-pack --fsck-objects` refuses, with the same id, and writes no index.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { transferFsckOptions } from '../../src/core/fsck.js';
 import { serializeTree, type TreeEntry } from '../../src/core/object.js';
 import { indexPackFile, indexPackStream } from '../../src/pack/indexer.js';
+import type { ObjectIdSet } from '../../src/pack/links.js';
+import { generateRepo } from '../support/repogen.js';
 import { gitAsync, tempDir } from '../support/git.js';
 import { packferry } from '../support/mirror-fixtures.js';
 import { Blob, Commit, PackBuilder, Tree, chunksOf, insertOp, makeDelta, oidOf } from '../support/pack-craft.js';
@@ -83,6 +86,33 @@ describe('checks while indexing', () => {
 
     const relaxed = await indexPackFile(path, { threads: 3, minDeltasForWorkers: 1, fsck: transferFsckOptions({ hasDotgit: 'ignore', badEmail: 'warn' }) });
     assert.deepEqual(new Set(relaxed.fsck!.problems.map((p) => `${p.id} ${p.severity}`)), new Set(['badEmail warning']));
+  });
+
+  test('the links the checks collect from trees are those a link collection of its own gathers', async () => {
+    const repo = join(tmp.path, 'links.git');
+    await generateRepo(repo, { seed: 3, commits: 40, repack: true });
+    const pack = join(repo, 'objects', 'pack', readdirSync(join(repo, 'objects', 'pack')).find((f) => f.endsWith('.pack'))!);
+    const ids = (sets: ObjectIdSet[] | undefined) => {
+      const out = new Set<string>();
+      for (const set of sets ?? []) {
+        assert.equal(set.incomplete, false);
+        for (let k = 0; k < set.size; k++) out.add(Buffer.from(set.raw.subarray(k * 20, k * 20 + 20)).toString('hex'));
+      }
+      return out;
+    };
+    for (const threads of [1, 3]) {
+      const plain = await indexPackFile(pack, { threads, minDeltasForWorkers: 1, collectLinks: true });
+      const checked = await indexPackFile(pack, { threads, minDeltasForWorkers: 1, collectLinks: true, fsck: transferFsckOptions() });
+      assert.deepEqual(checked.fsck!.problems, []);
+      assert.ok(ids(plain.links).size > 0);
+      assert.deepEqual(ids(checked.links), ids(plain.links), `${threads} thread(s)`);
+    }
+    // A tree that cannot be decoded makes the collection give up, as before.
+    const broken = new PackBuilder();
+    broken.object(Tree, Buffer.from('100644 x'));
+    const indexed = await indexPackFile(file(broken.build()), { collectLinks: true, fsck: transferFsckOptions() });
+    assert.equal(indexed.links![0].incomplete, true);
+    assert.deepEqual(indexed.fsck!.problems.map((p) => p.id), ['badTree']);
   });
 
   test('a whole tree too large for pass one to hold is read back and checked', async () => {

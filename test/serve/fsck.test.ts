@@ -10,7 +10,9 @@
 // receive.fsck.<id>=warn for Git) both accept it and warn. A blob pushed to
 // a branch is refused by both ("failed to update ref"). `store verify --full`
 // on the relaxed repository passes with its settings and fails without them,
-// naming the ids `git fsck` names in the same directory.
+// naming the ids `git fsck` names in the same directory. A .gitmodules blob
+// already stored is checked when a pushed tree names it, as Git reads it
+// from the repository.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -146,6 +148,20 @@ describe('packferry serve checks pushed objects as git receive-pack with receive
     const theirs = [...new Set([...fsckIdsIn(fsck.stderr + fsck.stdout, 'error'), ...fsckIdsIn(fsck.stderr + fsck.stdout, 'warning')])].sort();
     assert.deepEqual(ours, theirs, `store verify:\n${r.stdout}\ngit fsck:\n${fsck.stdout}${fsck.stderr}`);
     assert.deepEqual(ours, [...relaxedIds].sort());
+  });
+
+  it('checks a stored .gitmodules blob that a pushed tree names, as git reads it from the repository', async () => {
+    // The relaxed repositories hold the hostile .gitmodules blob since the relaxed push; their settings are Git's again.
+    for (const id of relaxedIds) git(['config', '--unset', `receive.fsck.${id}`], { cwd: relaxedRef });
+    const i = HOSTILE_CASES.findIndex((c) => c.id === 'gitmodulesUrl');
+    const old = git(['rev-parse', `refs/heads/case-${i}:.gitmodules`], { cwd: relaxedRef });
+    const tree = git(['mktree'], { cwd: work, input: `100644 blob ${old}\t.gitmodules\n100644 blob ${writeBlob(work, 'new\n')}\tNEW\n` });
+    const commit = git(['commit-tree', tree, '-p', base, '-m', 'names the stored blob'], { cwd: work });
+    const theirs = await push(relaxedRef, commit, 'refs/heads/again');
+    assert.notEqual(theirs.code, 0, theirs.stderr);
+    const ours = await push(`${server.url}/relaxed.git`, commit, 'refs/heads/again');
+    assert.notEqual(ours.code, 0, ours.stderr);
+    for (const stderr of [theirs.stderr, ours.stderr]) assert.ok(stderr.includes(`error: object ${old}: gitmodulesUrl: disallowed submodule url: --upload-pack=`), stderr);
   });
 
   it('checks the setting: unknown ids, unknown levels and lowering a fatal id are refused', async () => {
