@@ -177,7 +177,8 @@ export class FsckCollector {
 /** Several threads' findings as one, problems in pack order. */
 export function mergeFindings(parts: readonly FsckFindings[]): FsckFindings {
   const problems = parts.flatMap((p) => p.problems);
-  problems.sort((a, b) => (a.position ?? Infinity) - (b.position ?? Infinity));
+  const at = (p: FsckProblem) => p.position ?? Number.MAX_SAFE_INTEGER;
+  problems.sort((a, b) => at(a) - at(b));
   return {
     problems,
     dropped: parts.reduce((n, p) => n + p.dropped, 0),

@@ -245,7 +245,8 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
   function sayProblems(problems: readonly FsckProblem[], more = 0): void {
     for (const p of problems.slice(0, MAX_FSCK_LINES)) say(`${formatFsckProblem(p)}\n`);
     const left = Math.max(0, problems.length - MAX_FSCK_LINES) + more;
-    if (left > 0) say(`error: ... and ${left} more ${left === 1 ? 'problem' : 'problems'}\n`);
+    const grade = more > 0 || problems.some((p) => p.severity === 'error') ? 'error' : 'warning';
+    if (left > 0) say(`${grade}: ... and ${left} more ${left === 1 ? 'problem' : 'problems'}\n`);
   }
 
   function sayFsckFailure(err: PackferryError): void {
