@@ -1,5 +1,7 @@
 // Pack indexing: `git index-pack -o X.idx PACK` against
-// `packferry index-pack -o X.idx PACK` on the same pack, in the same run.
+// `packferry index-pack -o X.idx PACK` on the same pack, in the same run,
+// and both again with `--fsck-objects` (every object checked by Git's fsck
+// rules: what a push or a mirror into a store costs on top of indexing).
 // Both must print the pack's hash; the two .idx files are compared byte for
 // byte (index v2 is fully determined by the pack, so they should be equal).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -48,6 +50,19 @@ export const indexPackSuite: BenchSuite = {
         env,
         before: () => rmSync(pfIdx, { force: true }),
       });
+      const gitFsckRow = await benchCommand('git index-pack --fsck-objects', 'git', 'git', ['index-pack', '--fsck-objects', '-o', gitIdx, repo.pack], {
+        runs: ctx.runs,
+        cwd: work,
+        env,
+        before: () => rmSync(gitIdx, { force: true }),
+      });
+      const pfFsckRow = await benchCommand(
+        'packferry index-pack --fsck-objects',
+        'packferry',
+        process.execPath,
+        [join(ctx.root, 'bin', 'packferry.js'), 'index-pack', '--fsck-objects', '-o', pfIdx, repo.pack],
+        { runs: ctx.runs, cwd: work, env, before: () => rmSync(pfIdx, { force: true }) },
+      );
       const checks: Record<string, string> = {};
       checks['pack hash printed'] = gitRow.ok && pfRow.ok ? (gitRow.stdout === pfRow.stdout ? `same (${gitRow.stdout})` : `DIFFERENT (git ${gitRow.stdout}, packferry ${pfRow.stdout})`) : 'n/a';
       checks['idx identical'] = gitRow.ok && pfRow.ok ? compareFiles(gitIdx, pfIdx) : `n/a (${gitRow.ok ? 'packferry' : 'git'} failed)`;
@@ -59,8 +74,14 @@ export const indexPackSuite: BenchSuite = {
           'pack size': `${(repo.packBytes / 2 ** 20).toFixed(1)} MiB`,
           objects: repo.packObjects,
         },
-        rows: [gitRow, pfRow],
-        comparisons: [compare('index-pack', gitRow, pfRow, checks)],
+        rows: [gitRow, pfRow, gitFsckRow, pfFsckRow],
+        comparisons: [
+          compare('index-pack', gitRow, pfRow, checks),
+          compare('index-pack --fsck-objects', gitFsckRow, pfFsckRow, {
+            'packferry cost of the checks': pfRow.ok && pfFsckRow.ok ? `${(((pfFsckRow.wallMs - pfRow.wallMs) / pfRow.wallMs) * 100).toFixed(0)}% of its plain index-pack` : 'n/a',
+            'git cost of the checks': gitRow.ok && gitFsckRow.ok ? `${(((gitFsckRow.wallMs - gitRow.wallMs) / gitRow.wallMs) * 100).toFixed(0)}% of its plain index-pack` : 'n/a',
+          }),
+        ],
         notes: repo.notes,
       };
     } finally {

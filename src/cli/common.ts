@@ -1,5 +1,8 @@
 // Shared CLI plumbing: exit codes, argument parsing helpers, usage errors.
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { PackferryError, ErrorCode, isPackferryError } from '../core/errors.js';
+import { parseFsckSettings, parseSkipList, transferFsckOptions, type FsckLevel, type FsckMsgId, type FsckOptions } from '../core/fsck.js';
 import type { S3Options } from '../store/open.js';
 
 /** Exit codes: documented in docs/cli.md; scripts rely on them. */
@@ -121,4 +124,32 @@ export function parseSubcommandArgs<T extends ParseArgsConfig['options']>(
   }
   if (positionals.length !== spec.args) throw new UsageError(spec.usage, usage);
   return { sub, values, positionals };
+}
+
+/** The repeatable `--fsck <msg-id>=<level>` / `--fsck skipList=<file>` flag (Git's receive.fsck.* settings), read and checked. */
+export function fsckLevelsFrom(items: readonly string[] | undefined, usage: string): { levels: Partial<Record<FsckMsgId, FsckLevel>>; skipList?: Set<string> } {
+  let parsed;
+  try {
+    parsed = parseFsckSettings(items ?? []);
+  } catch (err) {
+    if (isPackferryError(err, ErrorCode.Usage)) throw new UsageError(`--fsck: ${err.message}`, usage);
+    throw err;
+  }
+  const skip = new Set<string>();
+  for (const file of parsed.skipLists) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new PackferryError(ErrorCode.NotFound, `cannot read the skip list ${file}: ${(err as Error).message}`);
+    }
+    for (const oid of parseSkipList(text, file)) skip.add(oid);
+  }
+  return { levels: parsed.levels, skipList: parsed.skipLists.length > 0 ? skip : undefined };
+}
+
+/** Git's transfer checks (strict) as `--fsck` flags adjust them. */
+export function fsckOptionsFrom(items: readonly string[] | undefined, usage: string): FsckOptions {
+  const { levels, skipList } = fsckLevelsFrom(items, usage);
+  return transferFsckOptions(levels, skipList);
 }

@@ -3,6 +3,7 @@
 // Git server reached through its transport (any other URL or path).
 import { resolve } from 'node:path';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import type { FsckOptions } from '../core/fsck.js';
 import { storeSource, storeTarget, transportSource, transportTarget, type MirrorSource, type MirrorTarget } from '../mirror/endpoints.js';
 import { classifyPath, isStoreAddress, openBlobStore, type S3Options } from '../store/open.js';
 import { StoreRepository } from '../store/repository.js';
@@ -13,6 +14,8 @@ export interface EndpointOptions {
   s3: S3Options;
   /** Where layers of object stores are cached for reading. */
   cacheDir?: string;
+  /** How store targets check the objects they receive (`--fsck`). */
+  fsck?: FsckOptions;
 }
 
 /** A plain local path (not a URL, not host:path). */
@@ -42,10 +45,10 @@ export async function resolveSource(address: string, options: EndpointOptions): 
 }
 
 export async function resolveTarget(address: string, options: EndpointOptions): Promise<MirrorTarget> {
-  if (isStoreAddress(address)) return storeTarget(displayOf(address), storeOpener(address, options));
+  if (isStoreAddress(address)) return storeTarget(displayOf(address), storeOpener(address, options), { fsck: options.fsck });
   if (isPlainPath(address)) {
     const kind = classifyPath(address);
-    if (kind === 'missing' || kind === 'empty' || kind === 'store') return storeTarget(displayOf(address), storeOpener(address, options));
+    if (kind === 'missing' || kind === 'empty' || kind === 'store') return storeTarget(displayOf(address), storeOpener(address, options), { fsck: options.fsck });
     if (kind === 'other') {
       throw new PackferryError(ErrorCode.Usage, `${address} is neither a Git repository nor a packferry store`, {
         hint: 'name a new directory to create a store there, or an existing repository or store',

@@ -7,7 +7,7 @@ import { RefFilter } from '../mirror/ref-filter.js';
 import { lfsSourceFor } from '../mirror/lfs.js';
 import type { TransportOptions } from '../transport/open.js';
 import { resolveSource, resolveTarget, type EndpointOptions } from './endpoints.js';
-import { ExitCode, parseCommandArgs, S3_FLAGS, s3OptionsFrom, UsageError } from './common.js';
+import { ExitCode, fsckOptionsFrom, parseCommandArgs, S3_FLAGS, s3OptionsFrom, UsageError } from './common.js';
 import type { Command } from './commands.js';
 import { formatMirror, mirrorJson } from './mirror-report.js';
 import { humanBytes, terminalProgress } from './progress.js';
@@ -52,6 +52,11 @@ Stores:
     --s3-sse <mode>       server-side encryption: AES256 or aws:kms
     --s3-kms-key-id <id>  KMS key for aws:kms
     --cache-dir <dir>     where layers of an s3:// source are cached while reading
+    --fsck <id>=<level>   a store target checks every object it receives as Git's
+                          receive.fsckObjects does (strict); this sets one check
+                          (a Git fsck message id, e.g. hasDotgit) to error, warn
+                          or ignore (repeatable); --fsck skipList=<file> exempts
+                          the objects listed in a file
 
 Git LFS (store targets, http(s) sources):
     --no-lfs              do not mirror Git LFS objects (by default the LFS
@@ -126,6 +131,7 @@ export const mirrorCommand: Command = {
         protocol: { type: 'string' },
         ...S3_FLAGS,
         'cache-dir': { type: 'string' },
+        fsck: { type: 'string', multiple: true },
         'no-lfs': { type: 'boolean' },
         'lfs-tolerate-failures': { type: 'boolean' },
         batch: { type: 'string' },
@@ -166,7 +172,12 @@ export const mirrorCommand: Command = {
       },
     };
     const s3 = s3OptionsFrom(values, HELP);
-    const endpointOptions: EndpointOptions = { transport: transportOptions, s3, cacheDir: values['cache-dir'] as string | undefined };
+    const endpointOptions: EndpointOptions = {
+      transport: transportOptions,
+      s3,
+      cacheDir: values['cache-dir'] as string | undefined,
+      fsck: fsckOptionsFrom(values.fsck as string[] | undefined, HELP),
+    };
     const json = values.json === true;
     const dryRun = values['dry-run'] === true;
     const progress = terminalProgress(process.stderr, values.progress === true || (!values.quiet && !json));

@@ -1,11 +1,16 @@
 // `packferry index-pack` and `packferry verify-pack`: Git's commands of the
 // same names, over packferry's own pack engine.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { formatFsckProblem, fsckError, hasErrors, type FsckOptions } from '../core/fsck.js';
+import { PackIndex } from '../pack/idx.js';
 import { indexPackFile, indexPackStream, writeIndexFile, type IndexedPack } from '../pack/indexer.js';
+import { PackFile } from '../pack/packfile.js';
+import { PackReader } from '../pack/reader.js';
+import { finishFsck } from '../store/fsck.js';
 import { describePack, verifyPack } from '../pack/verify.js';
-import { ExitCode, parseCommandArgs, UsageError } from './common.js';
+import { ExitCode, fsckOptionsFrom, parseCommandArgs, UsageError } from './common.js';
 import type { Command } from './commands.js';
 import { terminalProgress } from './progress.js';
 import { openObjectDirectoryResolver } from './thin-bases.js';
@@ -24,12 +29,19 @@ Options:
                           (the Git directory in --git-dir, $GIT_DIR or ./.git)
     --git-dir <dir>       repository for --fix-thin
     --threads <n>         threads for delta resolution (default: ${availableParallelism()})
+    --fsck-objects        check every object as 'git index-pack --fsck-objects'
+                          does (Git's fsck rules, strict; the .gitmodules and
+                          .gitattributes blobs the pack's trees name, when in
+                          the pack): no index is written if one fails
+    --fsck <id>=<level>   set one check (a Git fsck message id) to error, warn
+                          or ignore; implies --fsck-objects (repeatable)
     --progress            show progress even when stderr is not a terminal
     -q, --quiet           no progress
     --json                print a JSON summary instead of the checksum
     -h, --help            show this help
 
-Exit status: 0 success, 1 the pack is corrupt or incomplete, 2 usage error.`;
+Exit status: 0 success, 1 the pack is corrupt, incomplete or fails the
+checks, 2 usage error.`;
 
 const VERIFY_PACK_HELP = `usage: packferry verify-pack [-v | -s] <pack>...
 
@@ -72,12 +84,18 @@ export const indexPackCommand: Command = {
         'fix-thin': { type: 'boolean' },
         'git-dir': { type: 'string' },
         threads: { type: 'string' },
+        'fsck-objects': { type: 'boolean' },
+        fsck: { type: 'string', multiple: true },
         progress: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
         json: { type: 'boolean' },
       },
       INDEX_PACK_HELP,
     );
+    // As Git's index-pack, which leaves .gitmodules blobs missing from the pack to its caller (it prints their ids).
+    const fsckItems = (values.fsck as string[] | undefined) ?? [];
+    const fsck: FsckOptions | undefined =
+      values['fsck-objects'] === true || fsckItems.length > 0 ? fsckOptionsFrom(['gitmodulesMissing=ignore', ...fsckItems], INDEX_PACK_HELP) : undefined;
     if (positionals.length !== 1) throw new UsageError('expected exactly one <pack-file>', INDEX_PACK_HELP);
     const packPath = positionals[0];
     if (!packPath.endsWith('.pack')) throw new UsageError(`pack file name must end with .pack: ${packPath}`, INDEX_PACK_HELP);
@@ -93,13 +111,21 @@ export const indexPackCommand: Command = {
       }
       const resolver = values['fix-thin'] ? await openObjectDirectoryResolver(values['git-dir'] as string | undefined) : undefined;
       try {
-        indexed = await indexPackStream(stdinChunks(), packPath, { progress, threads, fixThin: resolver?.resolve });
+        indexed = await indexPackStream(stdinChunks(), packPath, { progress, threads, fixThin: resolver?.resolve, fsck });
       } finally {
         resolver?.close();
       }
     } else {
       if (!existsSync(packPath)) throw new PackferryError(ErrorCode.NotFound, `cannot open pack ${packPath}: no such file`);
-      indexed = await indexPackFile(packPath, { progress, threads });
+      indexed = await indexPackFile(packPath, { progress, threads, fsck });
+    }
+    if (fsck) {
+      try {
+        await checkPackObjects(indexed, fsck);
+      } catch (err) {
+        if (values.stdin) rmSync(packPath, { force: true });
+        throw err;
+      }
     }
     await writeIndexFile(idxPath, indexed.index);
     const checksum = indexed.checksum.toString('hex');
@@ -121,6 +147,20 @@ export const indexPackCommand: Command = {
     return ExitCode.Ok;
   },
 };
+
+/** The end of --fsck-objects: the special blobs found in the pack itself; every problem printed as Git prints it. */
+async function checkPackObjects(indexed: IndexedPack, fsck: FsckOptions): Promise<void> {
+  const found = indexed.fsck!;
+  const reader = PackReader.fromIndex(PackFile.open(indexed.packPath), PackIndex.parse(indexed.index));
+  let problems;
+  try {
+    problems = [...found.problems, ...(await finishFsck(found, { header: async (oid) => reader.readHeader(oid), read: async (oid) => reader.tryRead(oid) }, fsck))];
+  } finally {
+    reader.close();
+  }
+  for (const p of problems) process.stderr.write(`${formatFsckProblem(p)}\n`);
+  if (hasErrors(problems) || found.droppedErrors > 0) throw fsckError(problems, found.droppedErrors);
+}
 
 export const verifyPackCommand: Command = {
   name: 'verify-pack',

@@ -3,6 +3,7 @@
 // client certificate or a token).
 import { readFileSync } from 'node:fs';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { checkFsckOverride, parseSkipList } from '../core/fsck.js';
 import { ExitCode, parseCommandArgs, UsageError } from './common.js';
 import type { Command } from './commands.js';
 
@@ -11,6 +12,7 @@ const HELP = `usage: packferry repo create <name> [--public] [--description <tex
    or: packferry repo show <name> (--store <s> | --server <url>)
    or: packferry repo edit <name> [--public | --private] [--description <text>] [--default-branch <b>]
                           [--deny-non-fast-forwards | --allow-non-fast-forwards]
+                          [--fsck <msg-id>=<level>]... [--fsck skipList=<file>]
                           [--hook <hook>=<file>]... [--remove-hook <hook>]... (--store <s> | --server <url>)
    or: packferry repo rm <name> (--store <s> | --server <url>)
 
@@ -24,6 +26,12 @@ as Git runs them; --hook pre-receive=./check.sh uploads one. Through a server
 that needs a server-wide admin (admin on every region and repository), unless
 the server runs with --repository-admins-manage-hooks; with --store, write
 access to the store is enough.
+
+Every pushed object is checked as Git's receive.fsckObjects checks it
+(strict). --fsck <msg-id>=error|warn|ignore sets one check for this
+repository, as Git's receive.fsck.<msg-id> (e.g. --fsck hasDotgit=warn);
+<msg-id>=default goes back to Git's grade. --fsck skipList=<file> exempts
+the objects listed in the file (one id per line), skipList= removes the list.
 
 Options:
     --json                  print JSON
@@ -124,8 +132,45 @@ async function serverBackend(url: string, values: Values): Promise<Backend> {
   };
 }
 
+/** `--fsck` items as an edit: {fsck: {id: level | null}, fsckSkipList?: ids | null}. */
+function fsckEdit(items: string[]): Record<string, unknown> {
+  const fsck: Record<string, string | null> = {};
+  const out: Record<string, unknown> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq < 0) throw new UsageError(`--fsck takes <msg-id>=<level> or skipList=<file>, not ${JSON.stringify(item)}`, HELP);
+    const key = item.slice(0, eq);
+    const value = item.slice(eq + 1);
+    if (key.toLowerCase() === 'skiplist') {
+      if (value === '') {
+        out.fsckSkipList = null;
+        continue;
+      }
+      let text: string;
+      try {
+        text = readFileSync(value, 'utf8');
+      } catch (err) {
+        throw new PackferryError(ErrorCode.NotFound, `cannot read the skip list ${value}: ${(err as Error).message}`);
+      }
+      out.fsckSkipList = [...parseSkipList(text, value)];
+      continue;
+    }
+    try {
+      if (value === 'default') fsck[checkFsckOverride(key, 'error').id] = null;
+      else fsck[checkFsckOverride(key, value.toLowerCase()).id] = value.toLowerCase();
+    } catch (err) {
+      throw new UsageError(`--fsck: ${(err as Error).message}`, HELP);
+    }
+  }
+  if (Object.keys(fsck).length > 0) out.fsck = fsck;
+  return out;
+}
+
 function printRepository(r: Record<string, unknown>): void {
-  console.log(`${r.name}  ${r.public ? 'public' : 'private'}  HEAD ${r.head}  ${r.refCount} refs  ${r.layers} layers  ${r.objects} objects${r.description ? `  ${r.description}` : ''}`);
+  const fsck = Object.entries((r.fsck ?? {}) as Record<string, string>).map(([id, level]) => `${id}=${level}`);
+  const skip = Array.isArray(r.fsckSkipList) ? [`skipList (${r.fsckSkipList.length})`] : [];
+  const checks = fsck.length + skip.length > 0 ? `  fsck ${[...fsck, ...skip].join(' ')}` : '';
+  console.log(`${r.name}  ${r.public ? 'public' : 'private'}  HEAD ${r.head}  ${r.refCount} refs  ${r.layers} layers  ${r.objects} objects${checks}${r.description ? `  ${r.description}` : ''}`);
 }
 
 export const repoCommand: Command = {
@@ -148,6 +193,7 @@ export const repoCommand: Command = {
         'default-branch': { type: 'string' },
         'deny-non-fast-forwards': { type: 'boolean' },
         'allow-non-fast-forwards': { type: 'boolean' },
+        fsck: { type: 'string', multiple: true },
         hook: { type: 'string', multiple: true },
         'remove-hook': { type: 'string', multiple: true },
         json: { type: 'boolean' },
@@ -172,6 +218,10 @@ export const repoCommand: Command = {
       if (values['default-branch'] !== undefined) settings.defaultBranch = values['default-branch'];
       if (values['deny-non-fast-forwards']) settings.denyNonFastForwards = true;
       if (values['allow-non-fast-forwards']) settings.denyNonFastForwards = false;
+      if (values.fsck !== undefined) {
+        if (action !== 'edit') throw new UsageError('--fsck goes with repo edit', HELP);
+        Object.assign(settings, fsckEdit(values.fsck as string[]));
+      }
       switch (action) {
         case 'create': {
           const r = (await backend.create(repoName!, settings)) as Record<string, unknown>;

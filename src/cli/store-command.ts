@@ -7,12 +7,12 @@ import { KEYS } from '../store/layout.js';
 import { openBlobStore } from '../store/open.js';
 import { StoreRepository } from '../store/repository.js';
 import { verifyStore, type VerifyStoreReport } from '../store/verify.js';
-import { ExitCode, parseDuration, parseSubcommandArgs, S3_FLAGS, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
+import { ExitCode, fsckLevelsFrom, parseDuration, parseSubcommandArgs, S3_FLAGS, s3OptionsFrom, UsageError, type SubcommandSpec } from './common.js';
 import type { Command } from './commands.js';
 import { humanBytes, terminalProgress } from './progress.js';
 
 const HELP = `usage: packferry store ls [--refs] [options] <store>
-   or: packferry store verify [--full] [--strict] [options] <store>
+   or: packferry store verify [--full [--fsck <msg-id>=<level>]...] [--strict] [options] <store>
    or: packferry store compact [--all] [--factor <n>] [--grace <time>] [-n] [options] <store>
 
 Looks at, checks and compacts a repository in a packferry store: a directory
@@ -30,7 +30,13 @@ verify    checks the store end to end: the manifest; every layer's pack and
           against the manifest; files no manifest names (orphans of an
           interrupted write, reported as warnings); LFS objects' names
     --full                also index every pack afresh and compare with its
-                          index (as git verify-pack), and hash every LFS object
+                          index (as git verify-pack), check every object as
+                          Git's receive.fsckObjects does (strict: what a push
+                          of it would be refused for, with the levels of the
+                          repository's settings), and hash every LFS object
+    --fsck <id>=<level>   with --full: set one check (a Git fsck message id) to
+                          error, warn or ignore (repeatable); skipList=<file>
+                          exempts the objects listed in a file
     --strict              warnings count as problems too
     --threads <n>         threads for indexing with --full
 
@@ -77,6 +83,7 @@ const OPTIONS = {
   grace: { type: 'string' },
   'dry-run': { type: 'boolean', short: 'n' },
   threads: { type: 'string' },
+  fsck: { type: 'string', multiple: true },
   ...S3_FLAGS,
   'cache-dir': { type: 'string' },
   json: { type: 'boolean' },
@@ -87,7 +94,7 @@ const OPTIONS = {
 /** Which options each subcommand takes (besides the store and output ones). */
 const OWN: Record<string, SubcommandSpec> = {
   ls: { args: 1, options: ['refs'], usage: 'store ls takes exactly one <store>' },
-  verify: { args: 1, options: ['full', 'strict', 'threads'], usage: 'store verify takes exactly one <store>' },
+  verify: { args: 1, options: ['full', 'strict', 'threads', 'fsck'], usage: 'store verify takes exactly one <store>' },
   compact: { args: 1, options: ['all', 'factor', 'grace', 'dry-run', 'threads'], usage: 'store compact takes exactly one <store>' },
 };
 const SHARED = [...Object.keys(S3_FLAGS), 'cache-dir', 'json', 'progress', 'quiet'];
@@ -130,7 +137,9 @@ export const storeCommand: Command = {
         case 'ls':
           return await list(blobs, values.refs === true, json, values['cache-dir'] as string | undefined);
         case 'verify': {
-          const report = await verifyStore(blobs, { full: values.full === true, threads, progress, signal: controller.signal });
+          if (values.fsck !== undefined && values.full !== true) throw new UsageError('--fsck goes with --full', HELP);
+          const fsck = fsckLevelsFrom(values.fsck as string[] | undefined, HELP);
+          const report = await verifyStore(blobs, { full: values.full === true, threads, progress, signal: controller.signal, fsck });
           return printVerify(report, json, values.strict === true);
         }
         default: {

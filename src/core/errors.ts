@@ -21,6 +21,8 @@ export const ErrorCode = {
   InvalidObject: 'ERR_INVALID_OBJECT',
   InvalidObjectType: 'ERR_INVALID_OBJECT_TYPE',
   HashMismatch: 'ERR_HASH_MISMATCH',
+  /** Objects fail Git's fsck checks (receive.fsckObjects): a push or mirror was refused, or a store holds such objects. */
+  FsckFailed: 'ERR_FSCK',
 
   // protocol: pkt-line and side-band
   PktLineLength: 'ERR_PKT_LINE_LENGTH',

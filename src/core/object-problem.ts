@@ -30,7 +30,19 @@ export const FSCK_DEFAULT_SEVERITY = {
   badTreeSha1: 'error',
   badType: 'error',
   duplicateEntries: 'error',
+  // .gitmodules and .gitattributes blobs (checked once every object is known: fsck.c fsck_finish)
+  gitmodulesMissing: 'error',
+  gitmodulesBlob: 'error',
+  gitmodulesLarge: 'error',
+  gitmodulesName: 'error',
   gitmodulesSymlink: 'error',
+  gitmodulesUrl: 'error',
+  gitmodulesPath: 'error',
+  gitmodulesUpdate: 'error',
+  gitattributesMissing: 'error',
+  gitattributesLarge: 'error',
+  gitattributesLineLength: 'error',
+  gitattributesBlob: 'error',
   missingAuthor: 'error',
   missingCommitter: 'error',
   missingEmail: 'error',
@@ -45,6 +57,7 @@ export const FSCK_DEFAULT_SEVERITY = {
   missingTypeEntry: 'error',
   multipleAuthors: 'error',
   treeNotSorted: 'error',
+  unknownType: 'error', // (an object of no known type: a pack cannot carry one, but Git takes the setting)
   zeroPaddedDate: 'error',
   // warnings (errors under `strict`)
   emptyName: 'warning',
@@ -59,6 +72,7 @@ export const FSCK_DEFAULT_SEVERITY = {
   // infos (reported as warnings, never raised by `strict`)
   badFilemode: 'info',
   badTagName: 'info',
+  gitmodulesParse: 'info',
   gitattributesSymlink: 'info',
   gitignoreSymlink: 'info',
   mailmapSymlink: 'info',
@@ -69,6 +83,38 @@ export const FSCK_DEFAULT_SEVERITY = {
 
 /** A stable problem id: Git's fsck message id, camelCased as in `fsck.<msg-id>`. */
 export type FsckMsgId = keyof typeof FSCK_DEFAULT_SEVERITY;
+
+/** The grades a check can be set to, in Git's words (`fsck.<msg-id>=error|warn|ignore`). */
+export type FsckLevel = 'error' | 'warn' | 'ignore';
+
+const LOWERCASE_IDS = new Map(Object.keys(FSCK_DEFAULT_SEVERITY).map((id) => [id.toLowerCase(), id as FsckMsgId]));
+
+/** A message id as Git reads it (case does not matter: "hasdotgit" is hasDotgit); undefined when there is no such id. */
+export function parseFsckMsgId(text: string): FsckMsgId | undefined {
+  return LOWERCASE_IDS.get(text.toLowerCase());
+}
+
+/**
+ * Checks one `<msg-id>=<level>` override as Git's fsck_set_msg_type() does:
+ * the id must exist, the level be error, warn or ignore, and a fatal id
+ * cannot be lowered. Returns the id in its canonical spelling.
+ */
+export function checkFsckOverride(id: string, level: string): { id: FsckMsgId; level: FsckLevel } {
+  const known = parseFsckMsgId(id);
+  if (known === undefined) throw new PackferryError(ErrorCode.Usage, `unknown fsck message id ${JSON.stringify(id)}`, { hint: "the ids are Git's (git help fsck, FSCK MESSAGES), e.g. hasDotgit, zeroPaddedFilemode, gitmodulesUrl" });
+  if (level !== 'error' && level !== 'warn' && level !== 'ignore') {
+    throw new PackferryError(ErrorCode.Usage, `unknown fsck message type ${JSON.stringify(level)} for ${known}: use error, warn or ignore`);
+  }
+  if (level !== 'error' && FSCK_DEFAULT_SEVERITY[known] === 'fatal') throw new PackferryError(ErrorCode.Usage, `cannot demote ${known} to ${level}: it is fatal`);
+  return { id: known, level };
+}
+
+/** Per-id levels as `ValidateOptions.severities` takes them. */
+export function severitiesFrom(levels: Partial<Record<FsckMsgId, FsckLevel>>): Partial<Record<FsckMsgId, ProblemSeverity | 'ignore'>> {
+  const out: Partial<Record<FsckMsgId, ProblemSeverity | 'ignore'>> = {};
+  for (const [id, level] of Object.entries(levels) as [FsckMsgId, FsckLevel][]) out[id] = level === 'warn' ? 'warning' : level;
+  return out;
+}
 
 /** How a reported problem counts: an `error` makes the object invalid. */
 export type ProblemSeverity = 'error' | 'warning';

@@ -112,15 +112,51 @@ export class TreeCursor {
       if (c < 0x30 || c > 0x37) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
       mode = ((mode << 3) + (c - 0x30)) >>> 0;
     }
-    const nul = data.indexOf(NUL, p);
+    return this.finish(start, mode, p, data.indexOf(NUL, p));
+  }
+
+  /**
+   * `next()`, also telling what the name holds (for fsck, which looks at
+   * every byte of every name anyway): bit 1 a slash, bit 2 a backslash; -1 at the end.
+   */
+  nextScanningName(): number {
+    const data = this.data;
+    const len = data.length;
+    let p = this.pos;
+    if (p >= len) return -1;
+    const start = p;
+    if (data[p] === SP) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
+    let mode = 0;
+    for (;;) {
+      if (p >= len) throw invalidObject('tree', 'badTree', 'truncated tree entry', start);
+      const c = data[p++];
+      if (c === SP) break;
+      if (c < 0x30 || c > 0x37) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
+      mode = ((mode << 3) + (c - 0x30)) >>> 0;
+    }
+    let flags = 0;
+    let nul = p;
+    for (; nul < len; nul++) {
+      const c = data[nul];
+      if (c <= 0x5c) {
+        if (c === NUL) break;
+        if (c === SLASH) flags |= 1;
+        else if (c === 0x5c) flags |= 2;
+      }
+    }
+    this.finish(start, mode, p, nul < len ? nul : -1);
+    return flags;
+  }
+
+  private finish(start: number, mode: number, nameStart: number, nul: number): boolean {
     if (nul < 0) throw invalidObject('tree', 'badTree', 'truncated tree entry', start);
-    if (nul === p) throw invalidObject('tree', 'badTree', 'empty filename in tree entry', start);
+    if (nul === nameStart) throw invalidObject('tree', 'badTree', 'empty filename in tree entry', start);
     const oidStart = nul + 1;
     const end = oidStart + this.algo.rawLength;
-    if (end > len) throw invalidObject('tree', 'badTree', 'too-short tree object', start);
+    if (end > this.data.length) throw invalidObject('tree', 'badTree', 'too-short tree object', start);
     this.mode = mode;
     this.entryStart = start;
-    this.nameStart = p;
+    this.nameStart = nameStart;
     this.nameEnd = nul;
     this.oidStart = oidStart;
     this.pos = end;
@@ -313,6 +349,34 @@ function verifyOrdered(
   return c1 < c2 ? 0 : TREE_UNORDERED;
 }
 
+/** Names whose blobs fsck reads once every object is known (fsck.c `gitmodules_found`, `gitattributes_found`). */
+export type SpecialBlobKind = 'gitmodules' | 'gitattributes';
+
+export interface ValidateTreeOptions extends ValidateOptions {
+  algo?: HashAlgorithm;
+  /**
+   * Told of every entry named .gitmodules or .gitattributes (or a name
+   * Windows or macOS take for one) that is not a symbolic link: its raw id
+   * is `data[oidStart..oidStart + algo.rawLength)`, a view valid only during
+   * the call.
+   */
+  onSpecialBlob?: (kind: SpecialBlobKind, data: Buffer, oidStart: number) => void;
+  /**
+   * Also collects the ids the entries name, but submodule commits (which
+   * live in another repository): what a link collection would gather from
+   * the tree in a walk of its own, gathered in the same pass. Told to give
+   * up when the tree cannot be decoded.
+   */
+  links?: TreeLinkSink;
+}
+
+/** Where a tree's links go (the pack layer's ObjectIdSet). */
+export interface TreeLinkSink {
+  /** The raw id at `data[at..]`. */
+  add(data: Uint8Array, at: number): void;
+  giveUp(): void;
+}
+
 /**
  * Checks a tree as `git fsck` does (fsck.c `fsck_tree()`), reporting each
  * kind of problem once with the offset of the first entry that has it.
@@ -321,78 +385,97 @@ function verifyOrdered(
  * One deliberate difference: Git stores modes in 16 bits while checking, so
  * it misses bad modes such as "1100644"; packferry checks the whole value.
  */
-export function validateTree(data: Uint8Array, options: ValidateOptions & { algo?: HashAlgorithm } = {}): ObjectProblem[] {
-  const reporter = new ProblemReporter(options);
+export function validateTree(data: Uint8Array, options: ValidateTreeOptions = {}): ObjectProblem[] {
+  // Hot: every tree of every push passes here. No allocation per entry, none per tree until a problem shows.
+  let reporter: ProblemReporter | undefined;
+  const onSpecialBlob = options.onSpecialBlob;
+  const links = options.links;
+  const strict = options.strict === true;
   const algo = options.algo ?? SHA1;
   const cursor = new TreeCursor(data, algo);
   const buf = cursor.data;
-  const first = new Map<FsckMsgId, number>();
-  const flag = (id: FsckMsgId, offset: number): void => {
-    if (!first.has(id)) first.set(id, offset);
-  };
+  // Offset of the first entry with each kind of problem (-1: none), reported at the end as fsck_tree() does.
+  let nullSha1 = -1;
+  let fullPathname = -1;
+  let hasDot = -1;
+  let hasDotdot = -1;
+  let hasDotgit = -1;
+  let zeroPadded = -1;
+  let badFilemode = -1;
+  let duplicates = -1;
+  let notSorted = -1;
+  let largePathname = -1;
 
-  const decode = (): boolean | undefined => {
-    try {
-      return cursor.next();
-    } catch (err) {
-      if (err instanceof PackferryError) {
-        reporter.report('badTree', 'cannot be parsed as a tree', cursor.entryEnd);
-        return undefined;
-      }
-      throw err;
-    }
-  };
-
-  let more = decode();
-  if (more === undefined) return reporter.problems;
+  let nameFlags = nextEntry(cursor);
+  if (nameFlags === undefined) {
+    links?.giveUp();
+    return badTree(cursor, options);
+  }
   let prevMode = 0;
   let prevStart = -1;
   let prevEnd = -1;
-  const candidates: number[] = [];
-  while (more) {
+  let candidates: number[] | undefined;
+  while (nameFlags >= 0) {
     const mode = cursor.mode;
     const entryStart = cursor.entryStart;
     const s = cursor.nameStart;
     const e = cursor.nameEnd;
     const isLink = (mode & S_IFMT) === S_IFLNK;
 
-    if (isNullId(buf, cursor.oidStart, algo.rawLength)) flag('nullSha1', entryStart);
-    if (findByte(buf, SLASH, s, e) >= 0) flag('fullPathname', entryStart);
-    if (e - s === 1 && buf[s] === 0x2e) flag('hasDot', entryStart);
-    if (e - s === 2 && buf[s] === 0x2e && buf[s + 1] === 0x2e) flag('hasDotdot', entryStart);
+    if (nullSha1 < 0 && isNullId(buf, cursor.oidStart, algo.rawLength)) nullSha1 = entryStart;
+    if (links !== undefined && mode !== 0o160000) links.add(buf, cursor.oidStart);
+    if ((nameFlags & 1) !== 0 && fullPathname < 0) fullPathname = entryStart;
+    const backslash = (nameFlags & 2) !== 0;
+    const lead = buf[s];
+    if (lead === 0x2e) {
+      if (e - s === 1 && hasDot < 0) hasDot = entryStart;
+      else if (e - s === 2 && buf[s + 1] === 0x2e && hasDotdot < 0) hasDotdot = entryStart;
+    }
     // Every ".git" look-alike starts with '.', 'g'/'G' (short names), 'm'/'M'
     // (".mailmap" short names) or an ignorable UTF-8 code point (0xE2, 0xEF);
     // testing the first byte skips the slow checks for nearly every name.
-    const lead = buf[s] | 0x20;
-    if (lead === 0x2e || lead === 0x67 || lead === 0x6d || buf[s] === 0xe2 || buf[s] === 0xef) {
-      if (isHfsDotGeneric(buf, s, e, 'git') || isNtfsDotgit(buf, s, e)) flag('hasDotgit', entryStart);
-      if (isLink) {
+    const folded = lead | 0x20;
+    if (folded === 0x2e || folded === 0x67 || folded === 0x6d || lead === 0xe2 || lead === 0xef) {
+      if (hasDotgit < 0 && (isHfsDotGeneric(buf, s, e, 'git') || isNtfsDotgit(buf, s, e))) hasDotgit = entryStart;
+      if (isLink || onSpecialBlob) {
+        // A .gitmodules or .gitattributes that is not a link is read later (fsck_finish); one that is, is refused here.
         if (isHfsDotGeneric(buf, s, e, 'gitmodules') || isNtfsDotGeneric(buf, s, e, 'gitmodules', 'gi7eba')) {
-          reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+          if (isLink) (reporter ??= new ProblemReporter(options)).report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+          else onSpecialBlob!('gitmodules', buf, cursor.oidStart);
         }
         if (isHfsDotGeneric(buf, s, e, 'gitattributes') || isNtfsDotGeneric(buf, s, e, 'gitattributes', 'gi7d29')) {
-          reporter.report('gitattributesSymlink', '.gitattributes is a symlink', entryStart);
+          if (isLink) (reporter ??= new ProblemReporter(options)).report('gitattributesSymlink', '.gitattributes is a symlink', entryStart);
+          else onSpecialBlob!('gitattributes', buf, cursor.oidStart);
         }
+      }
+      if (isLink) {
         if (isHfsDotGeneric(buf, s, e, 'gitignore') || isNtfsDotGeneric(buf, s, e, 'gitignore', 'gi250a')) {
-          reporter.report('gitignoreSymlink', '.gitignore is a symlink', entryStart);
+          (reporter ??= new ProblemReporter(options)).report('gitignoreSymlink', '.gitignore is a symlink', entryStart);
         }
         if (isHfsDotGeneric(buf, s, e, 'mailmap') || isNtfsDotGeneric(buf, s, e, 'mailmap', 'maba30')) {
-          reporter.report('mailmapSymlink', '.mailmap is a symlink', entryStart);
+          (reporter ??= new ProblemReporter(options)).report('mailmapSymlink', '.mailmap is a symlink', entryStart);
         }
       }
     }
-    if (buf[entryStart] === 0x30) flag('zeroPaddedFilemode', entryStart);
-    if (e - s > MAX_TREE_ENTRY_LEN) flag('largePathname', entryStart);
+    if (buf[entryStart] === 0x30 && zeroPadded < 0) zeroPadded = entryStart;
+    if (e - s > MAX_TREE_ENTRY_LEN && largePathname < 0) largePathname = entryStart;
     // On Windows a backslash separates directories: check each component.
-    for (let b = findByte(buf, 0x5c, s, e); b >= 0; b = findByte(buf, 0x5c, b + 1, e)) {
-      if (isNtfsDotgit(buf, b + 1, e)) flag('hasDotgit', entryStart);
-      if (isLink && isNtfsDotGeneric(buf, b + 1, e, 'gitmodules', 'gi7eba')) {
-        reporter.report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+    if (backslash) {
+      for (let b = findByte(buf, 0x5c, s, e); b >= 0; b = findByte(buf, 0x5c, b + 1, e)) {
+        if (hasDotgit < 0 && isNtfsDotgit(buf, b + 1, e)) hasDotgit = entryStart;
+        if ((isLink || onSpecialBlob) && isNtfsDotGeneric(buf, b + 1, e, 'gitmodules', 'gi7eba')) {
+          if (isLink) (reporter ??= new ProblemReporter(options)).report('gitmodulesSymlink', '.gitmodules is a symbolic link', entryStart);
+          else onSpecialBlob!('gitmodules', buf, cursor.oidStart);
+        }
       }
     }
 
-    more = decode();
-    if (more === undefined) break;
+    nameFlags = nextEntry(cursor);
+    if (nameFlags === undefined) {
+      links?.giveUp();
+      (reporter ??= new ProblemReporter(options)).report('badTree', 'cannot be parsed as a tree', cursor.entryEnd);
+      break;
+    }
 
     switch (mode) {
       case 0o100755:
@@ -402,38 +485,55 @@ export function validateTree(data: Uint8Array, options: ValidateOptions & { algo
       case 0o160000:
         break;
       case 0o100664: // written by very early Git, which kept group write bits
-        if (!reporter.isStrict) break;
-        flag('badFilemode', entryStart);
+        if (strict && badFilemode < 0) badFilemode = entryStart;
         break;
       default:
-        flag('badFilemode', entryStart);
+        if (badFilemode < 0) badFilemode = entryStart;
     }
     if (prevStart >= 0) {
-      const order = verifyOrdered(buf, prevMode, prevStart, prevEnd, mode, s, e, candidates);
-      if (order === TREE_UNORDERED) flag('treeNotSorted', entryStart);
-      else if (order === TREE_HAS_DUPS) flag('duplicateEntries', entryStart);
+      const order = verifyOrdered(buf, prevMode, prevStart, prevEnd, mode, s, e, (candidates ??= []));
+      if (order === TREE_UNORDERED) {
+        if (notSorted < 0) notSorted = entryStart;
+      } else if (order === TREE_HAS_DUPS) {
+        if (duplicates < 0) duplicates = entryStart;
+      }
     }
     prevMode = mode;
     prevStart = s;
     prevEnd = e;
   }
 
-  const messages: [FsckMsgId, string][] = [
-    ['nullSha1', 'contains entries pointing to null sha1'],
-    ['fullPathname', 'contains full pathnames'],
-    ['hasDot', "contains '.'"],
-    ['hasDotdot', "contains '..'"],
-    ['hasDotgit', "contains '.git'"],
-    ['zeroPaddedFilemode', 'contains zero-padded file modes'],
-    ['badFilemode', 'contains bad file modes'],
-    ['duplicateEntries', 'contains duplicate file entries'],
-    ['treeNotSorted', 'not properly sorted'],
-    ['largePathname', 'contains excessively large pathname'],
+  if (reporter === undefined && Math.max(nullSha1, fullPathname, hasDot, hasDotdot, hasDotgit, zeroPadded, badFilemode, duplicates, notSorted, largePathname) < 0) return [];
+  const r = (reporter ??= new ProblemReporter(options));
+  const flagged: [FsckMsgId, string, number][] = [
+    ['nullSha1', 'contains entries pointing to null sha1', nullSha1],
+    ['fullPathname', 'contains full pathnames', fullPathname],
+    ['hasDot', "contains '.'", hasDot],
+    ['hasDotdot', "contains '..'", hasDotdot],
+    ['hasDotgit', "contains '.git'", hasDotgit],
+    ['zeroPaddedFilemode', 'contains zero-padded file modes', zeroPadded],
+    ['badFilemode', 'contains bad file modes', badFilemode],
+    ['duplicateEntries', 'contains duplicate file entries', duplicates],
+    ['treeNotSorted', 'not properly sorted', notSorted],
+    ['largePathname', 'contains excessively large pathname', largePathname],
   ];
-  for (const [id, message] of messages) {
-    const offset = first.get(id);
-    if (offset !== undefined) reporter.report(id, message, offset);
+  for (const [id, message, offset] of flagged) if (offset >= 0) r.report(id, message, offset);
+  return r.problems;
+}
+
+/** The next entry's name flags (-1 at the end); undefined when it cannot be decoded (fsck's "cannot be parsed as a tree"). */
+function nextEntry(cursor: TreeCursor): number | undefined {
+  try {
+    return cursor.nextScanningName();
+  } catch (err) {
+    if (err instanceof PackferryError) return undefined;
+    throw err;
   }
+}
+
+function badTree(cursor: TreeCursor, options: ValidateOptions): ObjectProblem[] {
+  const reporter = new ProblemReporter(options);
+  reporter.report('badTree', 'cannot be parsed as a tree', cursor.entryEnd);
   return reporter.problems;
 }
 

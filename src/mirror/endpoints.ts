@@ -2,6 +2,7 @@
 // a transport (upload-pack / receive-pack), or a packferry store. The sync
 // engine sees a source that lists refs and produces packs, and a target that
 // lists refs and takes commands with a pack.
+import type { FsckOptions } from '../core/fsck.js';
 import type { AdvertisedRef } from '../protocol/advertisement.js';
 import type { ReportStatus } from '../protocol/receive-pack.js';
 import type { StoreRepository } from '../store/repository.js';
@@ -93,8 +94,9 @@ export function storeSource(displayUrl: string, open: () => Promise<StoreReposit
  * A store as a target: each sync adds a layer, under the store's writer lock.
  * The repository read for peekRefs is reused by the session (which reads the
  * manifest again once it holds the lock): one request less per sync.
+ * `fsck`: how the objects it receives are checked (default: Git's transfer checks).
  */
-export function storeTarget(displayUrl: string, open: () => Promise<StoreRepository>): MirrorTarget {
+export function storeTarget(displayUrl: string, open: () => Promise<StoreRepository>, options: { fsck?: FsckOptions } = {}): MirrorTarget {
   let peeked: StoreRepository | undefined;
   return {
     displayUrl,
@@ -102,10 +104,10 @@ export function storeTarget(displayUrl: string, open: () => Promise<StoreReposit
       peeked ??= await open();
       return { refs: peeked.refs.map((r) => ({ ...r })), head: peeked.head };
     },
-    connect: async (options) => {
+    connect: async (connectOptions) => {
       const repo = peeked ?? (await open());
       peeked = undefined;
-      return StoreTargetSession.open(repo, { signal: options.signal });
+      return StoreTargetSession.open(repo, { signal: connectOptions.signal, fsck: options.fsck });
     },
   };
 }

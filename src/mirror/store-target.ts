@@ -2,11 +2,14 @@
 // its refs, the capabilities it supports, a push of commands and a pack —
 // but stores the pack as a new layer instead. The writer lock is taken when
 // the session opens, so the refs the plan is made from cannot change under
-// it; the layer is indexed and checked for connectivity before the manifest
-// (and with it every ref) moves.
+// it; the layer is indexed, its objects checked as Git's receive.fsckObjects
+// checks them (strict, with the levels given: `packferry mirror --fsck`),
+// its connectivity checked and every branch must name a commit (Git's refs
+// layer) before the manifest (and with it every ref) moves.
 import { readFile } from 'node:fs/promises';
-import { PackferryError, ErrorCode } from '../core/errors.js';
-import { parseTag } from '../core/object.js';
+import { PackferryError, ErrorCode, isPackferryError } from '../core/errors.js';
+import { formatFsckProblem, transferFsckOptions, type FsckOptions } from '../core/fsck.js';
+import { objectTypeFromPackType, parseTag } from '../core/object.js';
 import type { ObjectId } from '../core/oid.js';
 import { PackObjectType } from '../pack/format.js';
 import { PackFile } from '../pack/packfile.js';
@@ -17,6 +20,7 @@ import { checkConnectivity, linksComplete } from '../store/connectivity.js';
 import type { WriterLock } from '../store/lock.js';
 import type { LayeredObjects } from '../store/objects.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
+import { refTargetProblem } from '../store/ref-rules.js';
 import type { StoreRepository } from '../store/repository.js';
 import type { TargetPushOptions, TargetSession } from './endpoints.js';
 import { ZERO_ID } from './plan.js';
@@ -53,15 +57,17 @@ export class StoreTargetSession implements TargetSession {
   private constructor(
     private readonly repo: StoreRepository,
     private readonly lock: WriterLock,
+    private readonly fsck: FsckOptions,
   ) {
     this.refs = repo.refs.map((r) => ({ name: r.name, oid: r.oid, peeled: r.peeled }));
   }
 
-  static async open(repo: StoreRepository, options: { owner?: string; signal?: AbortSignal } = {}): Promise<StoreTargetSession> {
+  /** `fsck`: how received objects are checked (default: Git's transfer checks, strict, nothing relaxed). */
+  static async open(repo: StoreRepository, options: { owner?: string; signal?: AbortSignal; fsck?: FsckOptions } = {}): Promise<StoreTargetSession> {
     const lock = await repo.lock({ owner: options.owner ?? 'packferry mirror', signal: options.signal });
     try {
       await repo.refresh(options.signal);
-      return new StoreTargetSession(repo, lock);
+      return new StoreTargetSession(repo, lock, options.fsck ?? transferFsckOptions());
     } catch (err) {
       await lock.release().catch(() => {});
       throw err;
@@ -85,7 +91,19 @@ export class StoreTargetSession implements TargetSession {
     let staged: StagedLayer | undefined;
     const existing = repo.manifest.layers.length > 0 ? await repo.objects(options.signal) : undefined;
     if (options.pack && options.commands.some((c) => c.newOid !== ZERO_ID)) {
-      staged = await receivePack(repo, options.pack, { signal: options.signal });
+      try {
+        staged = await receivePack(repo, options.pack, { signal: options.signal, fsck: this.fsck });
+      } catch (err) {
+        if (!isPackferryError(err, ErrorCode.FsckFailed)) throw err;
+        const ids = (err.details.ids as string[] | undefined) ?? [];
+        throw new PackferryError(err.code, err.message, {
+          cause: err,
+          details: err.details,
+          hint: `Git's receive.fsckObjects refuses these objects too; nothing was stored. To store them anyway: ${ids.map((id) => `--fsck ${id}=warn`).join(' ') || '--fsck <msg-id>=warn'} (or =ignore)`,
+        });
+      }
+      // Problems relaxed to warnings are shown as a Git server shows them to a pusher.
+      for (const w of staged.fsckWarnings.slice(0, 50)) options.onProgress?.({ text: formatFsckProblem(w), end: '\n' });
       if (staged.entry.objects === 0) {
         await staged.remove();
         staged = undefined;
@@ -101,6 +119,7 @@ export class StoreTargetSession implements TargetSession {
         reader = PackReader.fromIndex(packFile, staged.layer.index);
         const tips = [...new Set(options.commands.filter((c) => c.newOid !== ZERO_ID).map((c) => c.newOid))];
         await checkConnectivity(tips, staged.layer, reader, existing, options.signal, staged.indexed.links);
+        await checkRefTargets(options.commands, reader, staged, existing);
         // LFS integration: the layer's LFS objects are stored before any ref can point at it.
         if (options.beforeCommit) await options.beforeCommit({ staged, reader, repo, signal: options.signal });
       } else {
@@ -109,6 +128,7 @@ export class StoreTargetSession implements TargetSession {
             throw new PackferryError(ErrorCode.MissingObjects, `object ${c.newOid} for ${c.name} is not in the store`, { hint: 'the pack is incomplete: nothing was changed' });
           }
         }
+        await checkRefTargets(options.commands, undefined, undefined, existing);
       }
       const next = new Map(current);
       for (const c of options.commands) {
@@ -133,6 +153,21 @@ export class StoreTargetSession implements TargetSession {
     this.closed = true;
     await this.lock.release().catch(() => {});
     await this.repo.close();
+  }
+}
+
+/** Git's refs layer: every branch a command sets names a commit (store/ref-rules.ts); throws ERR_REF_REJECTED. */
+async function checkRefTargets(commands: RefUpdateCommand[], reader: PackReader | undefined, staged: StagedLayer | undefined, existing: LayeredObjects | undefined): Promise<void> {
+  for (const c of commands) {
+    if (c.newOid === ZERO_ID) continue;
+    const head = reader && staged && staged.layer.index.find(c.newOid) >= 0 ? reader.readHeader(c.newOid) : await existing?.tryReadHeader(c.newOid);
+    const problem = refTargetProblem(c.name, c.newOid, head && objectTypeFromPackType(head.type));
+    if (problem !== undefined) {
+      throw new PackferryError(ErrorCode.RefRejected, `cannot update ref '${c.name}': ${problem}`, {
+        details: { ref: c.name, oid: c.newOid },
+        hint: `Git refuses it too; nothing was stored. Leave the ref out: --exclude ${c.name}`,
+      });
+    }
   }
 }
 

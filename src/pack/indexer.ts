@@ -11,11 +11,13 @@ import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { SHA1, type HashAlgorithm } from '../core/hash.js';
 import { withLimits, type Limits } from '../core/limits.js';
+import { FsckCollector, mergeFindings, type FsckFindings, type FsckOptions } from '../core/fsck.js';
 import { hashObject, objectTypeFromPackType } from '../core/object.js';
 import { oidToHex, type ObjectId } from '../core/oid.js';
 import { noProgress, ProgressMeter, type ProgressSink } from '../core/progress.js';
 import { encodeEntryHeader, MIN_ENTRY_SIZE, PACK_HEADER_SIZE, PackObjectType } from './format.js';
 import { writePackIndexV2 } from './idx.js';
+import { createInflater } from './inflate.js';
 import { collectLinks, ObjectIdSet } from './links.js';
 import { PackFile } from './packfile.js';
 import { Counter, DEFAULT_CACHE_LIMIT, DeltaGraph, DeltaResolver } from './resolve.js';
@@ -58,6 +60,13 @@ export interface IndexPackOptions {
    * so that a connectivity check can skip its walk (store/connectivity.ts).
    */
   collectLinks?: boolean;
+  /**
+   * Check every commit, tree and tag as Git's index-pack --strict /
+   * receive.fsckObjects does, where each is in hand (pass one, the delta
+   * threads), and note the blobs trees name .gitmodules or .gitattributes;
+   * returned as `fsck` for the caller to finish (core/fsck.ts).
+   */
+  fsck?: FsckOptions;
 }
 
 export interface IndexedPack {
@@ -77,6 +86,8 @@ export interface IndexedPack {
   refDeltas: { entries: Int32Array; baseIds: Uint8Array };
   /** With `collectLinks`: the ids the pack's objects refer to, one set per thread that saw objects (see pack/links.ts). */
   links?: ObjectIdSet[];
+  /** With `fsck`: the problems found and the special blobs named, from every thread. */
+  fsck?: FsckFindings;
 }
 
 /**
@@ -104,16 +115,23 @@ class EntryRecorder {
 
   /** Links of the whole objects seen in pass one (with IndexPackOptions.collectLinks). */
   readonly links: ObjectIdSet | undefined;
+  /** Checks of the whole objects seen in pass one (with IndexPackOptions.fsck). */
+  readonly fsck: FsckCollector | undefined;
+  /** Whole commits, trees and tags too large to be held in pass one: checked from the pack at the end. */
+  readonly unchecked: number[] = [];
 
   constructor(
     private readonly algo: HashAlgorithm,
     capacity: number,
     objectCount: number,
     collectLinks: boolean,
+    fsck: FsckOptions | undefined,
   ) {
     this.tables = new PackTables(algo.rawLength, capacity);
     this.refBaseIds = new Uint8Array(1024 * algo.rawLength);
     this.links = collectLinks ? new ObjectIdSet(algo.rawLength, linkLimit(objectCount)) : undefined;
+    // The checks of trees collect their links in the same pass.
+    this.fsck = fsck ? new FsckCollector(fsck, algo.rawLength, this.links) : undefined;
   }
 
   record = (e: ScannedEntry): void => {
@@ -131,8 +149,12 @@ class EntryRecorder {
       t.baseIndex[i] = NOT_A_DELTA;
       if (this.links && e.type !== PackObjectType.Blob) {
         // An object too large to be held while hashed was not kept: its links are unknown.
-        if (e.data) collectLinks(e.type, e.data, this.links);
-        else this.links.giveUp();
+        if (!e.data) this.links.giveUp();
+        else if (!(this.fsck && e.type === PackObjectType.Tree)) collectLinks(e.type, e.data, this.links);
+      }
+      if (this.fsck && e.type !== PackObjectType.Blob) {
+        if (e.data) this.fsck.checkObject(e.type, e.data, e.oid, 0, i);
+        else this.unchecked.push(i);
       }
       return;
     }
@@ -176,7 +198,7 @@ export async function indexPackFile(packPath: string, options: IndexPackOptions 
     const scanner = new PackScanner({
       hashAlgorithm: algo,
       hashObjects: true,
-      passObjectData: options.collectLinks,
+      passObjectData: options.collectLinks === true || options.fsck !== undefined,
       limits: options.limits,
       onHeader: (header) => {
         if (header.objectCount * MIN_ENTRY_SIZE > size - PACK_HEADER_SIZE - algo.rawLength) {
@@ -186,7 +208,7 @@ export async function indexPackFile(packPath: string, options: IndexPackOptions 
             { details: { declared: header.objectCount, packLength: size } },
           );
         }
-        recorder = new EntryRecorder(algo, header.objectCount, header.objectCount, options.collectLinks ?? false);
+        recorder = new EntryRecorder(algo, header.objectCount, header.objectCount, options.collectLinks ?? false, options.fsck);
       },
       onEntry: (e) => recorder!.record(e),
     });
@@ -246,10 +268,10 @@ export async function indexPackStream(
     const scanner = new PackScanner({
       hashAlgorithm: algo,
       hashObjects: true,
-      passObjectData: options.collectLinks,
+      passObjectData: options.collectLinks === true || options.fsck !== undefined,
       limits: options.limits,
       onHeader: (header) => {
-        recorder = new EntryRecorder(algo, Math.min(header.objectCount, 1 << 16), header.objectCount, options.collectLinks ?? false);
+        recorder = new EntryRecorder(algo, Math.min(header.objectCount, 1 << 16), header.objectCount, options.collectLinks ?? false, options.fsck);
       },
       onEntry: (e) => recorder!.record(e),
     });
@@ -325,18 +347,22 @@ async function resolveAndIndex(
   let resolved = 0;
   const links: ObjectIdSet[] | undefined = recorder.links ? [recorder.links] : undefined;
   const newLinkSet = links ? () => new ObjectIdSet(algo.rawLength, linkLimit(n)) : undefined;
+  const findings: FsckFindings[] = recorder.fsck ? [recorder.fsck.findings()] : [];
   const meter = new ProgressMeter(progress, 'Resolving deltas', deltaCount);
   if (deltaCount > 0) {
     throwIfAborted(options.signal);
     // Room for thin-pack bases: at most one per REF_DELTA.
     const graph = DeltaGraph.build(tables, refEntries, refBaseIds, options.fixThin ? refEntries.length : 0);
-    const threadLinks = await runResolution(packPath, memory, tables, graph, deltaCount, algo, limits, options, (done) => meter.update(done));
-    links?.push(...threadLinks);
+    const threads = await runResolution(packPath, memory, tables, graph, deltaCount, algo, limits, options, (done) => meter.update(done));
+    links?.push(...threads.links);
+    findings.push(...threads.fsck);
     resolved = Atomics.load(graph.counters, Counter.Resolved);
     if (resolved < deltaCount && options.fixThin) {
       const thinLinks = newLinkSet?.();
       if (thinLinks) links!.push(thinLinks);
-      const appended = await completeThinPack(packPath, tables, graph, refEntries, refBaseIds, options.fixThin, algo, limits, options.signal, thinLinks);
+      const thinFsck = options.fsck ? new FsckCollector(options.fsck, algo.rawLength, thinLinks) : undefined;
+      const appended = await completeThinPack(packPath, tables, graph, refEntries, refBaseIds, options.fixThin, algo, limits, options.signal, thinLinks, thinFsck);
+      if (thinFsck) findings.push(thinFsck.findings());
       appendedBases = appended.count;
       if (appended.count > 0) checksum = appended.checksum;
       resolved = Atomics.load(graph.counters, Counter.Resolved);
@@ -345,6 +371,7 @@ async function resolveAndIndex(
   }
   meter.update(resolved);
   meter.finish();
+  if (options.fsck && recorder.unchecked.length > 0) findings.push(checkLargeObjects(packPath, memory, tables, recorder.unchecked, algo, limits, options.fsck));
   const index = writePackIndexV2(
     { count: tables.count, oids: tables.oids, offsets: tables.offsets, crc32s: tables.crc32s },
     checksum,
@@ -360,7 +387,35 @@ async function resolveAndIndex(
     tables,
     refDeltas: { entries: refEntries, baseIds: refBaseIds },
     links,
+    fsck: options.fsck ? mergeFindings(findings) : undefined,
   };
+}
+
+/** Checks the whole commits, trees and tags pass one could not hold (larger than the scanner keeps), read again from the pack. */
+function checkLargeObjects(
+  packPath: string,
+  memory: Buffer | undefined,
+  tables: PackTables,
+  entries: readonly number[],
+  algo: HashAlgorithm,
+  limits: Limits,
+  options: FsckOptions,
+): FsckFindings {
+  const collector = new FsckCollector(options, algo.rawLength);
+  const pack = memory ? PackFile.fromMemory(memory, packPath) : PackFile.open(packPath);
+  const inflater = createInflater();
+  try {
+    for (const i of entries) {
+      const size = tables.sizes[i];
+      if (size > limits.maxObjectSize) continue; // the scanner refused it already
+      const data = pack.inflate(inflater, tables.offsets[i] + tables.headerLengths[i], tables.offsets[i + 1], size, Buffer.allocUnsafe(size + 1));
+      collector.checkObject(tables.packType(i), data, tables.oids, i * tables.hashLength, i);
+    }
+  } finally {
+    inflater.close();
+    pack.close();
+  }
+  return collector.findings();
 }
 
 function unresolvedError(count: number, tables: PackTables, graph: DeltaGraph, triedThin: boolean): PackferryError {
@@ -391,8 +446,8 @@ async function runResolution(
   limits: Limits,
   options: IndexPackOptions,
   onProgress: (resolved: number) => void,
-): Promise<ObjectIdSet[]> {
-  if (graph.roots.length === 0) return [];
+): Promise<{ links: ObjectIdSet[]; fsck: FsckFindings[] }> {
+  if (graph.roots.length === 0) return { links: [], fsck: [] };
   const linkLimitPerThread = options.collectLinks ? linkLimit(tables.count) : undefined;
   const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), 64));
   const workersWanted = openDeltas >= (options.minDeltasForWorkers ?? MIN_DELTAS_FOR_WORKERS) && graph.roots.length > 1 ? threads - 1 : 0;
@@ -406,12 +461,14 @@ async function runResolution(
     limits,
     cacheLimit,
     linkLimit: linkLimitPerThread,
+    fsck: options.fsck && { strict: options.fsck.strict, severities: options.fsck.severities, skipList: options.fsck.skipList && [...options.fsck.skipList] },
   };
-  const workers: Promise<ObjectIdSet | undefined>[] = [];
+  const workers: Promise<{ links?: ObjectIdSet; fsck?: FsckFindings }>[] = [];
   for (let w = 0; w < workersWanted; w++) workers.push(runWorker(data, algo.rawLength));
   const pack = memory ? PackFile.fromMemory(memory, packPath) : PackFile.open(packPath);
   const links = linkLimitPerThread === undefined ? undefined : new ObjectIdSet(tables.hashLength, linkLimitPerThread);
-  const resolver = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, cacheLimit, onProgress, links });
+  const fsck = options.fsck ? new FsckCollector(options.fsck, algo.rawLength, links) : undefined;
+  const resolver = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, cacheLimit, onProgress, links, fsck });
   let mainError: unknown;
   try {
     resolver.run(true);
@@ -426,20 +483,22 @@ async function runResolution(
   clearInterval(timer);
   if (mainError !== undefined) throw mainError;
   const sets: ObjectIdSet[] = links ? [links] : [];
+  const found: FsckFindings[] = fsck ? [fsck.findings()] : [];
   for (const r of results) {
     if (r.status === 'rejected') throw r.reason;
-    if (r.value) sets.push(r.value);
+    if (r.value.links) sets.push(r.value.links);
+    if (r.value.fsck) found.push(r.value.fsck);
   }
-  return sets;
+  return { links: sets, fsck: found };
 }
 
-function runWorker(data: ResolveWorkerData, hashLength: number): Promise<ObjectIdSet | undefined> {
+function runWorker(data: ResolveWorkerData, hashLength: number): Promise<{ links?: ObjectIdSet; fsck?: FsckFindings }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./resolve-worker.js', import.meta.url), { workerData: data });
     let settled = false;
     worker.once('message', (msg: ResolveWorkerMessage) => {
       settled = true;
-      if (msg.ok) resolve(msg.links && ObjectIdSet.imported(hashLength, msg.links));
+      if (msg.ok) resolve({ links: msg.links && ObjectIdSet.imported(hashLength, msg.links), fsck: msg.fsck });
       else if (msg.error.code) {
         reject(new PackferryError(msg.error.code as ErrorCode, msg.error.message, { details: msg.error.details }));
       } else {
@@ -476,12 +535,13 @@ async function completeThinPack(
   limits: Limits,
   signal: AbortSignal | undefined,
   links: ObjectIdSet | undefined,
+  fsck: FsckCollector | undefined,
 ): Promise<{ count: number; checksum: Buffer }> {
   const H = algo.rawLength;
   const fh = await open(packPath, 'r+');
   const pack = PackFile.open(packPath);
-  // The appended bases come from the receiver, complete by its own invariant: only the deltas' links are collected.
-  const deltas = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, links });
+  // The appended bases come from the receiver, complete and checked by its own invariant: only the deltas' links are collected, and only they are checked.
+  const deltas = new DeltaResolver(tables, graph, pack, { hashName: algo.name, limits, links, fsck });
   // The trailer stays in place behind appended entries until the end: the inflater reads one byte past an entry.
   const placeholder = Buffer.alloc(H);
   try {

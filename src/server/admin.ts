@@ -3,7 +3,7 @@
 //   GET    /api/v1/repos                      repositories the caller may read
 //   POST   /api/v1/repos                      {name, public?, description?, defaultBranch?, denyNonFastForwards?}
 //   GET    /api/v1/repos/NAME                 one repository (refs included)
-//   PATCH  /api/v1/repos/NAME                 {public?, description?, defaultBranch?, denyNonFastForwards?}
+//   PATCH  /api/v1/repos/NAME                 {public?, description?, defaultBranch?, denyNonFastForwards?, fsck?, fsckSkipList?}
 //   DELETE /api/v1/repos/NAME
 //   PUT|GET|DELETE /api/v1/repos/NAME/hooks/(pre-receive|update|post-receive)
 //   GET    /api/v1/status
@@ -143,6 +143,8 @@ export async function handleAdmin(ctx: RequestContext): Promise<void> {
         description: body.description === null ? null : optionalString(body.description, 'description'),
         defaultBranch: optionalString(body.defaultBranch, 'defaultBranch'),
         denyNonFastForwards: optionalBoolean(body.denyNonFastForwards, 'denyNonFastForwards'),
+        fsck: body.fsck as RepositoryEdit['fsck'], // checked by editRepository
+        fsckSkipList: body.fsckSkipList as RepositoryEdit['fsckSkipList'],
       };
       return json(ctx, 200, { ok: true, repository: await editRepository(root, name, edit, { cacheDir }) });
     }

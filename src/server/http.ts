@@ -24,7 +24,7 @@ import { PackferryError, ErrorCode, isPackferryError } from '../core/errors.js';
 import { DEFAULT_UPLOAD_PACK_LIMITS, encodeErrorPacket } from '../protocol/upload-pack-server.js';
 import { flushPkt, pktLineText } from '../protocol/pkt-line.js';
 import { StoreRepository } from '../store/repository.js';
-import { checkRepositoryName, readSettings, type RepositorySettings, type StoreRoot } from '../store/root.js';
+import { checkRepositoryName, readSettings, repositoryFsckOptions, type RepositorySettings, type StoreRoot } from '../store/root.js';
 import { authenticate, authorize, denial, type Action, type Identity, type TokenStore } from './auth/index.js';
 import { handleAdmin } from './admin.js';
 import type { HookSettings } from './hooks.js';
@@ -402,6 +402,7 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
           mayForce: authorize(ctx.identity, 'admin', name, settings, { region: ctx.options.region }),
           cacheDir: ctx.options.cacheDir,
           hooks: ctx.options.hooks,
+          fsck: repositoryFsckOptions(settings),
           signal: abort.signal,
           onReport: (report) => {
             pushCounted = true;

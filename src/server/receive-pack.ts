@@ -1,13 +1,16 @@
 // git-receive-pack over a packferry store, for smart HTTP (gitprotocol-pack
 // "Pushing Data", gitprotocol-http "Smart Service git-receive-pack"). The
 // pack streams into a new layer (indexed as it arrives, thin packs completed
-// from the store), its connectivity is checked, the hooks are run, and only
+// from the store, every object checked as Git's receive.fsckObjects checks
+// it, with the repository's fsck levels), its connectivity is checked,
+// branches must name commits (Git's refs layer), the hooks are run, and only
 // then does the manifest — and every accepted ref with it — move, in one
 // compare-and-swap under the repository's writer lock: of two pushes racing
 // for a branch one wins and the other gets a clean "ng".
 import { readFile } from 'node:fs/promises';
-import { ErrorCode, isPackferryError } from '../core/errors.js';
-import { parseCommitLinks } from '../core/object.js';
+import { ErrorCode, isPackferryError, type PackferryError } from '../core/errors.js';
+import { formatFsckProblem, type FsckOptions, type FsckProblem } from '../core/fsck.js';
+import { objectTypeFromPackType, parseCommitLinks } from '../core/object.js';
 import type { ObjectId } from '../core/oid.js';
 import { PackObjectType } from '../pack/format.js';
 import { PackFile } from '../pack/packfile.js';
@@ -30,6 +33,7 @@ import type { ObjectIdSet } from '../pack/links.js';
 import { FsBlobStore } from '../store/fs-backend.js';
 import { peelTag } from '../store/peel.js';
 import { receivePack, type StagedLayer } from '../store/receive.js';
+import { refTargetProblem } from '../store/ref-rules.js';
 import type { StoreRepository } from '../store/repository.js';
 import { hookInput, runHook, type HookSettings } from './hooks.js';
 
@@ -55,7 +59,12 @@ export interface ReceivePackContext {
   signal?: AbortSignal;
   /** Told the outcome of every push that gets as far as a report-status (for metrics). */
   onReport?: (report: ReportStatus) => void;
+  /** How pushed objects are checked: Git's transfer checks with the repository's fsck settings (root.ts repositoryFsckOptions). */
+  fsck: FsckOptions;
 }
+
+/** Problem lines shown to a pusher before the rest are counted. */
+const MAX_FSCK_LINES = 50;
 
 export interface Outcome {
   command: RefUpdateCommand;
@@ -120,12 +129,15 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
     const existing = repo.manifest.layers.length > 0 ? await repo.objects(ctx.signal) : undefined;
     if (needsPack) {
       try {
-        staged = await receivePack(repo, reader.readRemainder(), { fixThin: true, signal: ctx.signal });
+        staged = await receivePack(repo, reader.readRemainder(), { fixThin: true, signal: ctx.signal, fsck: ctx.fsck });
+        sayProblems(staged.fsckWarnings);
         if (staged.entry.objects === 0) {
           await staged.remove();
           staged = undefined;
         }
       } catch (err) {
+        // As Git's index-pack/unpack-objects --strict under receive-pack: the problems, then why it stopped.
+        if (isPackferryError(err, ErrorCode.FsckFailed)) sayFsckFailure(err);
         unpack = isPackferryError(err) ? err.message.replace(/\n/g, ' ') : 'unpacker error';
         for (const o of outcomes) refuse(o, 'unpacker error');
         yield* respond();
@@ -159,6 +171,17 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
     };
     if (tips.length > 0 && !(await connected(tips, staged?.indexed.links))) {
       for (const o of tips) if (!(await connected([o]))) refuse(o, 'missing necessary objects');
+    }
+    // Git's refs layer: a branch names a commit.
+    for (const o of outcomes) {
+      if (!o.status.ok || o.command.newOid === ZERO_ID) continue;
+      const oid = o.command.newOid;
+      const head = packReader && staged!.layer.index.find(oid) >= 0 ? packReader.readHeader(oid) : await existing?.tryReadHeader(oid);
+      const problem = refTargetProblem(o.command.name, oid, head && objectTypeFromPackType(head.type));
+      if (problem !== undefined) {
+        say(`error: cannot update ref '${o.command.name}': ${problem}\n`);
+        refuse(o, 'failed to update ref');
+      }
     }
     if (ctx.denyNonFastForwards && !ctx.mayForce) {
       for (const o of outcomes) {
@@ -218,6 +241,21 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
     packReader?.close();
     if (staged) await staged.remove().catch(() => {});
     await lock?.release().catch(() => {});
+  }
+
+  function sayProblems(problems: readonly FsckProblem[], more = 0): void {
+    for (const p of problems.slice(0, MAX_FSCK_LINES)) say(`${formatFsckProblem(p)}\n`);
+    const left = Math.max(0, problems.length - MAX_FSCK_LINES) + more;
+    const grade = more > 0 || problems.some((p) => p.severity === 'error') ? 'error' : 'warning';
+    if (left > 0) say(`${grade}: ... and ${left} more ${left === 1 ? 'problem' : 'problems'}\n`);
+  }
+
+  function sayFsckFailure(err: PackferryError): void {
+    const problems = (err.details.problems ?? []) as FsckProblem[];
+    sayProblems(problems, Number(err.details.droppedErrors ?? 0));
+    // Git names the step that failed: a single object's check, or the check of the blobs trees name.
+    const perObject = problems.some((p) => p.severity === 'error' && p.position !== undefined);
+    say(`fatal: ${perObject ? 'fsck error in packed object' : 'fsck error in pack objects'}\n`);
   }
 
   function* respond(): Generator<Buffer> {

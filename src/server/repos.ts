@@ -2,6 +2,7 @@
 // `packferry repo ... --store STORE`: create, describe, edit, delete, hooks.
 import { rm } from 'node:fs/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { checkFsckOverride } from '../core/fsck.js';
 import { isMirrorableRefName } from '../mirror/plan.js';
 import { FsBlobStore } from '../store/fs-backend.js';
 import { KEYS } from '../store/layout.js';
@@ -23,6 +24,35 @@ export interface RepositoryEdit {
   description?: string | null;
   defaultBranch?: string;
   denyNonFastForwards?: boolean;
+  /** Per message id: a level (error, warn, ignore) for pushes' object checks, or null for Git's default. */
+  fsck?: Record<string, string | null>;
+  /** Objects exempt from the checks (hex ids), replacing the list; null or [] removes it. */
+  fsckSkipList?: string[] | null;
+}
+
+/** `edit.fsck` and `edit.fsckSkipList` applied to settings, checked as Git checks receive.fsck.* (ERR_USAGE). */
+function applyFsckEdit(settings: RepositorySettings, edit: RepositoryEdit): void {
+  if (edit.fsck !== undefined) {
+    if (edit.fsck === null || typeof edit.fsck !== 'object' || Array.isArray(edit.fsck)) throw new PackferryError(ErrorCode.Usage, 'fsck must be an object of <msg-id>: <level>');
+    const levels = { ...settings.fsck };
+    for (const [id, level] of Object.entries(edit.fsck)) {
+      if (level === null) {
+        const known = checkFsckOverride(id, 'error').id;
+        delete levels[known];
+      } else {
+        const checked = checkFsckOverride(id, String(level));
+        levels[checked.id] = checked.level;
+      }
+    }
+    settings.fsck = Object.keys(levels).length > 0 ? levels : undefined;
+  }
+  if (edit.fsckSkipList !== undefined) {
+    const ids = edit.fsckSkipList ?? [];
+    if (!Array.isArray(ids) || ids.some((x) => typeof x !== 'string' || !/^[0-9a-fA-F]{40}$/.test(x))) {
+      throw new PackferryError(ErrorCode.Usage, 'fsckSkipList must be a list of object ids');
+    }
+    settings.fsckSkipList = ids.length > 0 ? [...new Set(ids.map((x) => x.toLowerCase()))] : undefined;
+  }
 }
 
 /**
@@ -81,6 +111,7 @@ export async function editRepository(root: StoreRoot, name: string, edit: Reposi
   if (edit.public !== undefined) next.public = edit.public;
   if (edit.description !== undefined) next.description = edit.description ?? undefined;
   if (edit.denyNonFastForwards !== undefined) next.denyNonFastForwards = edit.denyNonFastForwards;
+  applyFsckEdit(next, edit);
   await writeSettings(store, next);
   if (edit.defaultBranch !== undefined) {
     const head = branchRef(edit.defaultBranch);

@@ -196,6 +196,14 @@ export class LayeredObjects {
     return reader.readAt(hit.layer.index.offsetAt(hit.position));
   }
 
+  /** Type and size of an object without reading it whole. */
+  async tryReadHeader(oid: ObjectId): Promise<{ type: number; size: number } | undefined> {
+    const hit = this.locateRaw(oidFromHex(oid));
+    if (!hit) return undefined;
+    const reader = await this.reader(hit.layer);
+    return reader.readHeader(oid);
+  }
+
   async read(oid: ObjectId): Promise<PackedObject> {
     const obj = await this.tryRead(oid);
     if (!obj) throw new PackferryError(ErrorCode.NotFound, `object ${oid} is not in the store`, { details: { oid } });

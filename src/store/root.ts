@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { checkFsckOverride, transferFsckOptions, type FsckLevel, type FsckMsgId, type FsckOptions } from '../core/fsck.js';
 import type { BlobStore } from './backend.js';
 import { FsBlobStore } from './fs-backend.js';
 import { KEYS } from './layout.js';
@@ -17,6 +18,10 @@ export interface RepositorySettings {
   description?: string;
   /** Refuse non-fast-forward updates and deletions of branches, except to admins (Git's receive.denyNonFastForwards). */
   denyNonFastForwards?: boolean;
+  /** Levels of Git's object checks for pushes to this repository, by message id (Git's receive.fsck.<msg-id>). */
+  fsck?: Partial<Record<FsckMsgId, FsckLevel>>;
+  /** Objects whose problems pushes may bring (Git's receive.fsck.skipList), lowercase hex ids. */
+  fsckSkipList?: string[];
 }
 
 export const SETTINGS_KEY = 'packferry/settings.json';
@@ -178,6 +183,7 @@ export async function readSettings(store: BlobStore, signal?: AbortSignal): Prom
       public: s.public === true,
       description: typeof s.description === 'string' ? s.description : undefined,
       denyNonFastForwards: s.denyNonFastForwards === true,
+      ...fsckSettingsFrom(s),
     };
   } catch {
     throw new PackferryError(ErrorCode.InvalidObject, `${store.description}: ${SETTINGS_KEY} is not valid JSON`);
@@ -186,4 +192,32 @@ export async function readSettings(store: BlobStore, signal?: AbortSignal): Prom
 
 export async function writeSettings(store: BlobStore, settings: RepositorySettings, signal?: AbortSignal): Promise<void> {
   await store.put(SETTINGS_KEY, Buffer.from(`${JSON.stringify(settings, null, 1)}\n`), { contentType: 'application/json', signal });
+}
+
+/** The fsck fields of a settings file, keeping only entries Git would accept (a hand-edited file cannot lower a fatal id). */
+function fsckSettingsFrom(s: Partial<RepositorySettings>): Pick<RepositorySettings, 'fsck' | 'fsckSkipList'> {
+  const out: Pick<RepositorySettings, 'fsck' | 'fsckSkipList'> = {};
+  if (s.fsck !== null && typeof s.fsck === 'object') {
+    const levels: Partial<Record<FsckMsgId, FsckLevel>> = {};
+    for (const [id, level] of Object.entries(s.fsck)) {
+      try {
+        const checked = checkFsckOverride(id, String(level));
+        levels[checked.id] = checked.level;
+      } catch {
+        // not an id and level Git knows: ignored, as the check's default then applies
+      }
+    }
+    if (Object.keys(levels).length > 0) out.fsck = levels;
+  }
+  if (Array.isArray(s.fsckSkipList)) {
+    const ids = s.fsckSkipList.filter((x): x is string => typeof x === 'string' && /^[0-9a-f]{40}$/.test(x));
+    if (ids.length > 0) out.fsckSkipList = ids;
+  }
+  return out;
+}
+
+/** How pushes to a repository are checked: Git's transfer checks (strict) with the repository's levels and skip list. */
+export function repositoryFsckOptions(settings: Pick<RepositorySettings, 'fsck' | 'fsckSkipList'>): FsckOptions {
+  const skip = settings.fsckSkipList ?? [];
+  return transferFsckOptions(settings.fsck ?? {}, skip.length > 0 ? new Set(skip) : undefined);
 }

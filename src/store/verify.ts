@@ -8,11 +8,14 @@
 //    (the pack checksum it records is the layer's name), and the pack's
 //    header and trailing checksum are right (every byte of the pack is
 //    hashed); with `full`, the pack is indexed afresh and the result compared
-//    with the stored index (git verify-pack), which checks every object;
+//    with the stored index (git verify-pack), which checks every object, and
+//    every object is checked as Git's receive.fsckObjects checks it (strict,
+//    with the repository's fsck levels: what a push of it would be refused
+//    for), the .gitmodules and .gitattributes blobs trees name included;
 // 3. every ref's closure is complete across the layers: a walk from all refs
 //    reads every commit, tree and tag (re-hashing each against its id and
 //    checking its type) and finds every blob; annotated tags' peeled values
-//    are what the manifest records;
+//    are what the manifest records; every branch names a commit;
 // 4. Git's derived files (objects/info/packs, packed-refs, info/refs, HEAD)
 //    agree with the manifest. Files that lag behind it but still describe a
 //    complete older state (a writer stopped between its commit and its last
@@ -37,6 +40,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { formatFsckProblem, mergeFindings, type FsckFindings, type FsckLevel, type FsckMsgId, type FsckOptions, type FsckProblem } from '../core/fsck.js';
 import { FileMode, hashObject, iterateTree, objectTypeFromPackType, parseCommitLinks, parseTag, type ObjectType } from '../core/object.js';
 import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
 import type { ProgressSink } from '../core/progress.js';
@@ -49,6 +53,9 @@ import { idxKey, KEYS, lfsKey, packKey, renderHead, renderInfoPacks, renderInfoR
 import { heldByDeadLocalProcess, readLockOwner } from './lock.js';
 import { parseManifest, type Manifest } from './manifest.js';
 import { LayeredObjects, type Layer, type LayerFiles } from './objects.js';
+import { finishFsck } from './fsck.js';
+import { refTargetProblem } from './ref-rules.js';
+import { readSettings, repositoryFsckOptions } from './root.js';
 
 export type ProblemSeverity = 'error' | 'warning';
 
@@ -67,7 +74,8 @@ export type ProblemKind =
   | 'bad-git-file'
   | 'orphan'
   | 'lock'
-  | 'lfs';
+  | 'lfs'
+  | 'fsck';
 
 export interface StoreProblem {
   severity: ProblemSeverity;
@@ -85,6 +93,12 @@ export interface VerifyStoreOptions {
   threads?: number;
   /** Where an object store's layers are downloaded while checked (default: the OS temporary directory). */
   workDir?: string;
+  /**
+   * With `full`, objects are checked as Git's transfer checks do (strict),
+   * with the levels and skip list of the repository's
+   * packferry/settings.json, and these on top (`store verify --fsck`).
+   */
+  fsck?: { levels?: Partial<Record<FsckMsgId, FsckLevel>>; skipList?: ReadonlySet<ObjectId> };
   /** A lock file not refreshed for this long is reported as stale (default 10 minutes, as the lock's own). */
   staleLockMs?: number;
   progress?: ProgressSink;
@@ -125,7 +139,7 @@ class Problems {
   add(severity: ProblemSeverity, kind: ProblemKind, message: string, extra: { key?: string; oid?: ObjectId } = {}): void {
     const n = (this.perKind.get(kind) ?? 0) + 1;
     this.perKind.set(kind, n);
-    if ((kind === 'missing-object' || kind === 'bad-object') && n > MAX_OBJECT_MESSAGES) return;
+    if ((kind === 'missing-object' || kind === 'bad-object' || kind === 'fsck') && n > MAX_OBJECT_MESSAGES) return;
     this.list.push({ severity, kind, message, ...extra });
   }
 
@@ -139,9 +153,10 @@ class Problems {
 
   /** Adds "... and N more" for kinds whose messages were capped. */
   finish(): StoreProblem[] {
-    for (const kind of ['missing-object', 'bad-object'] as const) {
+    for (const kind of ['missing-object', 'bad-object', 'fsck'] as const) {
       const n = this.perKind.get(kind) ?? 0;
-      if (n > MAX_OBJECT_MESSAGES) this.list.push({ severity: 'error', kind, message: `... and ${n - MAX_OBJECT_MESSAGES} more ${kind === 'missing-object' ? 'missing' : 'bad'} objects` });
+      const what = kind === 'missing-object' ? 'missing objects' : kind === 'bad-object' ? 'bad objects' : 'fsck problems';
+      if (n > MAX_OBJECT_MESSAGES) this.list.push({ severity: 'error', kind, message: `... and ${n - MAX_OBJECT_MESSAGES} more ${what}` });
     }
     return this.list;
   }
@@ -367,6 +382,8 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
   const files = new CheckedLayerFiles();
   const readable: Layer[] = [];
   let objects: LayeredObjects | undefined;
+  const fsck = options.full ? await verifyFsckOptions(blobs, options) : undefined;
+  const findings: FsckFindings[] = [];
   try {
     let done = 0;
     for (const l of manifest.layers) {
@@ -427,8 +444,9 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
         const idxPath = local ? join(blobs.root, 'objects', 'pack', `${l.name}.idx`) : join(workDir!, `${l.name}.idx`);
         if (!local) await writeFile(idxPath, idxBytes);
         try {
-          const result = await verifyPack(packPath, idxPath, { threads: options.threads, signal });
+          const result = await verifyPack(packPath, idxPath, { threads: options.threads, signal, fsck });
           report.indexed++;
+          if (result.indexed.fsck) findings.push(result.indexed.fsck);
           for (const p of result.problems) problems.error('index-mismatch', `layer ${l.name}: ${p}`, { key: ik });
         } catch (err) {
           if (!(err instanceof PackferryError) || err.code === ErrorCode.Aborted) throw err;
@@ -443,6 +461,7 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
     // 3. Every ref's closure.
     objects = new LayeredObjects(readable, files);
     report.reachable = await walkRefs(objects, manifest, problems, options);
+    if (fsck) await reportFsck(findings, objects, fsck, problems);
 
     // 4. Git's files.
     await checkGitFiles(blobs, manifest, objects, packFiles, problems, signal);
@@ -461,6 +480,30 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
   report.problems = problems.finish();
   report.ok = report.problems.every((p) => p.severity !== 'error');
   return report;
+}
+
+/** The repository's own fsck settings, with the caller's on top. */
+async function verifyFsckOptions(blobs: BlobStore, options: VerifyStoreOptions): Promise<FsckOptions> {
+  const settings = await readSettings(blobs, options.signal).catch(() => ({ fsck: undefined, fsckSkipList: undefined }));
+  return repositoryFsckOptions({
+    fsck: { ...settings.fsck, ...options.fsck?.levels },
+    fsckSkipList: [...(settings.fsckSkipList ?? []), ...(options.fsck?.skipList ?? [])],
+  });
+}
+
+/** What the object checks of every layer found, with the special blobs they name read from any layer. */
+async function reportFsck(findings: FsckFindings[], objects: LayeredObjects, options: FsckOptions, problems: Problems): Promise<void> {
+  const found = mergeFindings(findings);
+  const all: FsckProblem[] = [...found.problems, ...(await finishFsck(found, { header: (oid) => objects.tryReadHeader(oid), read: (oid) => objects.tryRead(oid) }, options))];
+  const seen = new Set<string>();
+  for (const p of all) {
+    // The same object in two layers is one problem.
+    const key = `${p.oid} ${p.id} ${p.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.add(p.severity, 'fsck', formatFsckProblem(p).replace(/^(error|warning): /, ''), { oid: p.oid });
+  }
+  for (let k = 0; k < found.droppedErrors; k++) problems.add('error', 'fsck', 'an object fails the checks (not listed: too many)');
 }
 
 /** Files under objects/pack/ that belong to no listed layer: orphans of interrupted writes. */
@@ -573,9 +616,23 @@ async function walkRefs(objects: LayeredObjects, manifest: Manifest, problems: P
     }
     options.progress?.({ title: 'Checking connectivity', done: ++refsDone, total: manifest.refs.length });
     await checkPeeled(objects, ref, problems);
+    await checkRefTarget(objects, ref, problems);
   }
   options.progress?.({ title: 'Checking connectivity', done: refsDone, total: manifest.refs.length, finished: true });
   return reached;
+}
+
+/** A branch names a commit (Git's refs layer, store/ref-rules.ts). */
+async function checkRefTarget(objects: LayeredObjects, ref: Manifest['refs'][number], problems: Problems): Promise<void> {
+  let head;
+  try {
+    head = await objects.tryReadHeader(ref.oid);
+  } catch {
+    return; // reported by the walk
+  }
+  if (!head || head.type < 1 || head.type > 4) return;
+  const problem = refTargetProblem(ref.name, ref.oid, objectTypeFromPackType(head.type));
+  if (problem !== undefined) problems.error('bad-ref', `ref ${ref.name}: ${problem}: Git refuses it, and every mirror of this store to a Git server fails`, { oid: ref.oid });
 }
 
 /** The manifest's peeled value of a ref is where its chain of tags ends (undefined for a ref that is not a tag). */
