@@ -446,8 +446,8 @@ async function serviceRequest(ctx: RequestContext, name: string, service: 'git-u
     };
     let sent = 0;
     let stalled = false;
-    // One chunk made ahead while the last is sent (chunks of a pack are up to 1 MiB: a deeper queue, per slow reader, adds up).
-    for await (const chunk of Readable.from(rest(), { highWaterMark: 1 })) {
+    // A few chunks made ahead while the last is sent (chunks of a pack are up to 1 MiB: Readable.from's default of 16, per slow reader, adds up).
+    for await (const chunk of Readable.from(rest(), { highWaterMark: 4 })) {
       // A client that went away before the answer (a push cut off while its pack
       // arrived): its 'close' has been emitted already, so waiting for it would
       // hang here forever, with the push's writer lock held.
