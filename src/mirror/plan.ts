@@ -1,12 +1,10 @@
 // Planning a sync: compare the source's refs with the target's, through the
 // filter, and decide each ref's update (Kalandra's ref diff, with prune,
 // safe mode and hostile names handled).
-import { isValidRefName } from '../core/object.js';
+import { isRefName, ZERO_ID } from '../core/refs.js';
 import type { ObjectId } from '../core/oid.js';
 import type { AdvertisedRef } from '../protocol/advertisement.js';
 import { PACKFERRY_NAMESPACE, type RefFilter } from './ref-filter.js';
-
-export const ZERO_ID = '0'.repeat(40);
 
 export type UpdateKind = 'create' | 'update' | 'delete';
 
@@ -36,15 +34,6 @@ export interface PlanOptions {
   prune: boolean;
 }
 
-/** Git's check-ref-format rules, plus no control characters (refs travel in pkt-lines and terminal output). */
-export function isMirrorableRefName(name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f) return false;
-  }
-  return isValidRefName(Buffer.from(name, 'utf8'));
-}
-
 export function planSync(source: AdvertisedRef[], target: AdvertisedRef[], options: PlanOptions): SyncPlan {
   const targetByName = new Map<string, ObjectId>();
   for (const r of target) if (options.filter.matches(r.name)) targetByName.set(r.name, r.oid);
@@ -54,7 +43,7 @@ export function planSync(source: AdvertisedRef[], target: AdvertisedRef[], optio
   const seen = new Set<string>();
   for (const r of source) {
     if (!options.filter.matches(r.name)) continue;
-    if (!isMirrorableRefName(r.name)) {
+    if (!isRefName(r.name)) {
       invalidNames.push(r.name);
       continue;
     }

@@ -23,7 +23,7 @@ import { receivePack, type StagedLayer } from '../store/receive.js';
 import { refTargetProblem } from '../store/ref-rules.js';
 import type { StoreRepository } from '../store/repository.js';
 import type { TargetPushOptions, TargetSession } from './endpoints.js';
-import { ZERO_ID } from './plan.js';
+import { ZERO_ID } from '../core/refs.js';
 
 // --- LFS integration (mirror/lfs.ts): a hook between the connectivity check and the commit. ---
 /** A received layer, indexed and connectivity-checked, not yet committed. */

@@ -2,6 +2,7 @@
 // gitprotocol-capabilities: report-status, report-status-v2, atomic,
 // delete-refs, push-options, side-band-64k, quiet, ofs-delta): the command
 // list, push options, and reading the report-status back.
+import { ZERO_ID } from '../core/refs.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/oid.js';
 import { packetText } from './advertisement.js';
@@ -105,7 +106,6 @@ export const RECEIVE_PACK_CAPABILITIES = [
   `agent=${AGENT}`,
 ];
 
-const ZERO = '0'.repeat(40);
 
 /** The ref advertisement receive-pack sends: refs sorted, capabilities after a NUL on the first line. */
 export function receivePackAdvertisement(refs: { name: string; oid: ObjectId }[], capabilities: string[] = RECEIVE_PACK_CAPABILITIES): Buffer {
@@ -113,7 +113,7 @@ export function receivePackAdvertisement(refs: { name: string; oid: ObjectId }[]
   const caps = capabilities.join(' ');
   const lines =
     sorted.length === 0
-      ? [pktLineText(`${ZERO} capabilities^{}\0${caps}`)]
+      ? [pktLineText(`${ZERO_ID} capabilities^{}\0${caps}`)]
       : sorted.map((r, i) => pktLineText(i === 0 ? `${r.oid} ${r.name}\0${caps}` : `${r.oid} ${r.name}`));
   return Buffer.concat([...lines, flushPkt]);
 }

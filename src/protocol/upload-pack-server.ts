@@ -17,6 +17,7 @@
 // PackferryError (ERR_PROTOCOL, or ERR_LIMIT_EXCEEDED for a named limit of
 // UploadPackLimits) instead of a dying process; the caller turns it into an
 // HTTP status or an "ERR" pkt-line (uploadPackErrorPacket).
+import { ZERO_ID } from '../core/refs.js';
 import { ErrorCode, PackferryError } from '../core/errors.js';
 import type { ObjectId } from '../core/oid.js';
 import { AGENT, Capabilities } from './capabilities.js';
@@ -571,7 +572,6 @@ export interface ServedRef {
   peeled?: ObjectId;
 }
 
-const ZERO_OID = '0'.repeat(40);
 
 /**
  * The v0/v1 ref advertisement (gitprotocol-pack "Reference Discovery"), as
@@ -600,7 +600,7 @@ export function encodeAdvertisementV0(
     line(ref.oid, ref.name);
     if (ref.peeled !== undefined) parts.push(pktLineText(`${ref.peeled} ${ref.name}^{}`));
   }
-  if (first) line(ZERO_OID, 'capabilities^{}');
+  if (first) line(ZERO_ID, 'capabilities^{}');
   parts.push(flushPkt);
   return Buffer.concat(parts);
 }

@@ -26,7 +26,7 @@ import {
   type ReportStatus,
 } from '../protocol/receive-pack.js';
 import { Band, sideBandPacket } from '../protocol/side-band.js';
-import { isMirrorableRefName, ZERO_ID } from '../mirror/plan.js';
+import { directoryFileConflict, isRefName, ZERO_ID } from '../core/refs.js';
 import type { BlobStore } from '../store/backend.js';
 import { checkConnectivity, linksComplete } from '../store/connectivity.js';
 import type { ObjectIdSet } from '../pack/links.js';
@@ -98,7 +98,7 @@ export async function* serveReceivePack(ctx: ReceivePackContext, body: AsyncIter
   const seen = new Set<string>();
   for (const o of outcomes) {
     const name = o.command.name;
-    if (!name.startsWith('refs/') || !isMirrorableRefName(name)) refuse(o, 'funny refname');
+    if (!name.startsWith('refs/') || !isRefName(name)) refuse(o, 'funny refname');
     else if (seen.has(name)) refuse(o, 'duplicate ref');
     seen.add(name);
     if (o.command.oldOid === ZERO_ID && o.command.newOid === ZERO_ID) refuse(o, 'nothing to do');
@@ -293,7 +293,7 @@ export function nameConflicts(outcomes: Outcome[], current: Map<string, string>)
   for (const o of outcomes) {
     if (!o.status.ok || o.command.newOid === ZERO_ID) continue;
     for (const set of sets) {
-      const other = conflictIn(o.command.name, set.names, set.sorted);
+      const other = directoryFileConflict(o.command.name, set.names, set.sorted);
       if (other !== undefined) {
         conflicts.push({ outcome: o, other });
         break;
@@ -303,21 +303,6 @@ export function nameConflicts(outcomes: Outcome[], current: Map<string, string>)
   return conflicts;
 }
 
-/** A ref of `names` (`sorted`: the same, in order) that is a directory above `name`, or below it. */
-function conflictIn(name: string, names: Set<string>, sorted: string[]): string | undefined {
-  for (let slash = name.indexOf('/'); slash >= 0; slash = name.indexOf('/', slash + 1)) {
-    if (names.has(name.slice(0, slash))) return name.slice(0, slash);
-  }
-  const below = `${name}/`;
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid] < below) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < sorted.length && sorted[lo].startsWith(below) ? sorted[lo] : undefined;
-}
 
 /** Is `ancestor` reachable from `descendant`? A walk over commit parents (bounded). */
 async function isAncestor(

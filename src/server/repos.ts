@@ -3,7 +3,7 @@
 import { rm } from 'node:fs/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { checkFsckOverride } from '../core/fsck.js';
-import { isMirrorableRefName } from '../mirror/plan.js';
+import { isRefName } from '../core/refs.js';
 import { FsBlobStore } from '../store/fs-backend.js';
 import { KEYS } from '../store/layout.js';
 import { StoreRepository } from '../store/repository.js';
@@ -62,7 +62,7 @@ function applyFsckEdit(settings: RepositorySettings, edit: RepositoryEdit): void
  */
 export function branchRef(value: string): string {
   const ref = value.startsWith('refs/') ? value : `refs/heads/${value}`;
-  if (!isMirrorableRefName(ref)) throw new PackferryError(ErrorCode.InvalidRefName, `invalid default branch ${JSON.stringify(value)}`);
+  if (!isRefName(ref)) throw new PackferryError(ErrorCode.InvalidRefName, `invalid default branch ${JSON.stringify(value)}`);
   return ref;
 }
 

@@ -2,7 +2,8 @@
 // Git: which deletions and creations Git cannot do in one atomic transaction.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasDirectoryConflict, ZERO_ID, type RefUpdate } from '../../src/mirror/plan.js';
+import { ZERO_ID } from '../../src/core/refs.js';
+import { hasDirectoryConflict, type RefUpdate } from '../../src/mirror/plan.js';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);
