@@ -50,3 +50,58 @@ export function checkKey(key: string): string {
   }
   return key;
 }
+
+// ---------------------------------------------------------------------------
+// Optional abilities, detected at run time (go-git's optional storer
+// interfaces): a caller asks `localFiles(store)` or `conditionalWrites(store)`
+// and takes another path when the answer is undefined; nothing outside the
+// backends tests which class a store is.
+
+/** A backend whose blobs are files on this machine (the directory backend). */
+export interface LocalFiles {
+  /** The directory that holds the keys. */
+  readonly root: string;
+  /** The file of `key` (whether or not it exists). */
+  pathOf(key: string): string;
+  /** Creates an empty directory under the root (Git wants refs/ to exist in a repository; blobs alone cannot make one). */
+  ensureDirectory(key: string): Promise<void>;
+}
+
+/** The store's files on this machine, or undefined (an object store). */
+export function localFiles(store: BlobStore): LocalFiles | undefined {
+  const s = store as BlobStore & Partial<LocalFiles>;
+  return typeof s.root === 'string' && typeof s.pathOf === 'function' && typeof s.ensureDirectory === 'function' ? (s as BlobStore & LocalFiles) : undefined;
+}
+
+/** A blob with the version a conditional write names (an S3 ETag; for a directory, a hash of the content). */
+export interface VersionedBlob {
+  body: Buffer;
+  version: string;
+}
+
+/**
+ * Compare-and-swap of single blobs: what a commit needs to replace a
+ * manifest (or any small document) without a lock held across the work.
+ */
+export interface ConditionalWrites {
+  /** The blob and its version; undefined when there is none. */
+  getVersioned(key: string, signal?: AbortSignal): Promise<VersionedBlob | undefined>;
+  /**
+   * Puts `body` at `key` only if the blob there is still at version
+   * `expected` (undefined: only if there is no blob). True when written;
+   * false, with nothing changed, when another write came first. Atomic as
+   * every put is.
+   */
+  putIfVersion(key: string, body: Uint8Array, expected: string | undefined, options?: PutOptions): Promise<boolean>;
+}
+
+/**
+ * The store's conditional writes, when it has them and they hold: an
+ * S3-compatible service may ignore the conditional headers, which is found
+ * out once (a probe) and remembered. Undefined otherwise: the caller falls
+ * back to the writer lock (lock.ts).
+ */
+export async function conditionalWrites(store: BlobStore, signal?: AbortSignal): Promise<ConditionalWrites | undefined> {
+  const s = store as BlobStore & { conditionalWrites?: (signal?: AbortSignal) => Promise<ConditionalWrites | undefined> };
+  return typeof s.conditionalWrites === 'function' ? s.conditionalWrites(signal) : undefined;
+}
