@@ -7,9 +7,9 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:f
 import { dirname, join, relative, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PackferryError, ErrorCode } from '../core/errors.js';
-import { checkKey, type BlobInfo, type BlobStore, type PutOptions } from './backend.js';
+import { checkKey, type BlobInfo, type BlobStore, type LocalFiles, type PutOptions } from './backend.js';
 
-export class FsBlobStore implements BlobStore {
+export class FsBlobStore implements BlobStore, LocalFiles {
   readonly description: string;
 
   constructor(readonly root: string) {
@@ -18,6 +18,10 @@ export class FsBlobStore implements BlobStore {
 
   private path(key: string): string {
     return join(this.root, ...checkKey(key).split('/'));
+  }
+
+  pathOf(key: string): string {
+    return this.path(key);
   }
 
   async get(key: string): Promise<Buffer | undefined> {
