@@ -23,8 +23,9 @@ export function isRefName(name: string): boolean {
 /**
  * A ref of `names` that `name` cannot be stored beside, Git's
  * directory/file conflict: one that is a directory above it
- * ("refs/heads/a" for "refs/heads/a/b") or below it. `sorted` is `names` in
- * order (for the search below); undefined when there is none.
+ * ("refs/heads/a" for "refs/heads/a/b") or below it. `sorted` holds every
+ * name of `names` in order, and may hold others (names deleted since, names
+ * not yet added), which are passed over; undefined when there is none.
  */
 export function directoryFileConflict(name: string, names: ReadonlySet<string>, sorted: readonly string[]): string | undefined {
   for (let slash = name.indexOf('/'); slash >= 0; slash = name.indexOf('/', slash + 1)) {
@@ -38,5 +39,6 @@ export function directoryFileConflict(name: string, names: ReadonlySet<string>, 
     if (sorted[mid] < below) lo = mid + 1;
     else hi = mid;
   }
-  return lo < sorted.length && sorted[lo].startsWith(below) ? sorted[lo] : undefined;
+  for (; lo < sorted.length && sorted[lo].startsWith(below); lo++) if (names.has(sorted[lo])) return sorted[lo];
+  return undefined;
 }

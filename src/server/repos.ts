@@ -4,8 +4,9 @@ import { rm } from 'node:fs/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { checkFsckOverride } from '../core/fsck.js';
 import { isRefName } from '../core/refs.js';
-import { FsBlobStore } from '../store/fs-backend.js';
+import { localFiles } from '../store/backend.js';
 import { KEYS } from '../store/layout.js';
+import { updateRefs } from '../store/ref-transaction.js';
 import { StoreRepository } from '../store/repository.js';
 import { checkRepositoryName, HOOK_NAMES, readSettings, writeSettings, type HookName, type RepositorySettings, type StoreRoot } from '../store/root.js';
 
@@ -107,21 +108,20 @@ export async function createRepository(
 export async function editRepository(root: StoreRoot, name: string, edit: RepositoryEdit, options: { cacheDir?: string } = {}): Promise<RepositoryInfo> {
   const store = root.repositoryStore(name);
   if (!(await repositoryExists(root, name))) throw new PackferryError(ErrorCode.NotFound, `repository ${name} does not exist`);
+  // Checked before anything is written: a refused edit changes nothing.
+  const head = edit.defaultBranch === undefined ? undefined : branchRef(edit.defaultBranch);
   const next = { ...(await readSettings(store)) };
   if (edit.public !== undefined) next.public = edit.public;
   if (edit.description !== undefined) next.description = edit.description ?? undefined;
   if (edit.denyNonFastForwards !== undefined) next.denyNonFastForwards = edit.denyNonFastForwards;
   applyFsckEdit(next, edit);
   await writeSettings(store, next);
-  if (edit.defaultBranch !== undefined) {
-    const head = branchRef(edit.defaultBranch);
+  if (head !== undefined) {
     const repo = await StoreRepository.open(store, { cacheDir: options.cacheDir });
-    const lock = await repo.lock({ owner: 'repository edit' });
     try {
-      await repo.refresh();
-      await repo.commit({ refs: repo.refs, head });
+      await updateRefs(repo, { edits: [], head });
     } finally {
-      await lock.release();
+      await repo.close();
     }
   }
   return (await describeRepository(root, name, options))!;
@@ -130,8 +130,9 @@ export async function editRepository(root: StoreRoot, name: string, edit: Reposi
 export async function deleteRepository(root: StoreRoot, name: string): Promise<void> {
   const store = root.repositoryStore(name);
   if (!(await repositoryExists(root, name))) throw new PackferryError(ErrorCode.NotFound, `repository ${name} does not exist`);
-  if (store instanceof FsBlobStore) {
-    await rm(store.root, { recursive: true, force: true });
+  const local = localFiles(store);
+  if (local) {
+    await rm(local.root, { recursive: true, force: true });
     return;
   }
   // The manifest first: from then on the repository no longer exists, whatever else is left.

@@ -32,9 +32,14 @@
 // from the manifest in the same commit, then deleting the files), and files
 // under objects/pack/ that no manifest names (orphans of interrupted writes)
 // once they are older than the grace period. A name listed as a layer is
-// never deleted, whatever else says so. All of it under the writer lock,
-// which is also when Git's files are repaired if a writer stopped between
-// its commit and its last step (syncs leave that to their next commit).
+// never deleted, whatever else says so.
+//
+// Nothing is held while the new layer is built: it commits through the
+// store's transaction (repository.ts transact) like any write, and a push
+// that committed meanwhile stays — its layers are kept in front of the
+// merged one. A compaction whose merged layers are no longer all listed
+// (another compaction), or, for --all, whose refs changed meanwhile (a ref
+// could now reach an object it dropped), commits nothing and says so.
 import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import { oidFromHex, type ObjectId } from '../core/oid.js';
@@ -43,7 +48,6 @@ import { PackFile } from '../pack/packfile.js';
 import { PackReader } from '../pack/reader.js';
 import { checkConnectivity } from './connectivity.js';
 import { idxKey, packKey } from './layout.js';
-import type { LockOptions } from './lock.js';
 import type { LayerEntry, Manifest, RetiredLayer } from './manifest.js';
 import { LayeredObjects, type Layer } from './objects.js';
 import { generatePack } from './pack-out.js';
@@ -61,9 +65,8 @@ export interface CompactOptions {
   factor?: number;
   /** Retired layers and orphaned files are deleted once older than this (default one hour). */
   graceMs?: number;
-  /** Plan only: take no lock, change nothing. */
+  /** Plan only: change nothing. */
   dryRun?: boolean;
-  lock?: LockOptions;
   threads?: number;
   /** Where an object store's new layer is spilled while indexed. */
   spillDir?: string;
@@ -138,7 +141,7 @@ function unionOf(objects: LayeredObjects, k: number): Enumeration {
   return { objects: out, count: out.length, common: [], known: () => false, sent: inMerged };
 }
 
-/** Compacts the repository's layers (see the module comment). Takes the writer lock unless `dryRun`. */
+/** Compacts the repository's layers (see the module comment). */
 export async function compactStore(repo: StoreRepository, options: CompactOptions = {}): Promise<CompactResult> {
   if (!repo.exists) throw new PackferryError(ErrorCode.NotFound, `${repo.description}: no packferry store here`);
   const signal = options.signal;
@@ -146,11 +149,10 @@ export async function compactStore(repo: StoreRepository, options: CompactOption
   const factor = options.factor ?? DEFAULT_FACTOR;
   if (options.dryRun) return plan(repo.manifest, await repo.blobs.list('objects/pack/', signal));
 
-  const lock = await repo.lock({ owner: 'packferry store compact', ...options.lock, signal });
-  try {
-    // Under the lock: the current manifest, and Git's files repaired if a writer stopped before writing them.
+  {
+    // The current state, and Git's files repaired if a writer stopped before writing them.
     await repo.refresh(signal);
-    const repaired = await repo.repairGitFiles(signal);
+    const repaired = await repo.ensurePublished(signal, { thorough: true });
     const before = repo.manifest;
     const result = plan(before, []);
     const k = result.merged.length;
@@ -167,20 +169,44 @@ export async function compactStore(repo: StoreRepository, options: CompactOption
         result.merged = []; // nothing to gain: one layer, every object reachable
       }
     }
-    const changed = result.merged.length > 0;
     const now = Date.now();
-    const live = new Set([...(layer ? [layer.name] : []), ...before.layers.slice(result.merged.length).map((l) => l.name)]);
-    const expired = before.retired.filter((r) => now - retiredAt(r) >= graceMs && !live.has(r.name));
-    result.expired = expired.map((r) => r.name);
-    if (changed || expired.length > 0) {
-      const stamp = new Date(now).toISOString();
-      const retired = [
-        ...before.retired.filter((r) => !expired.includes(r) && !live.has(r.name)),
-        ...result.merged.filter((l) => !live.has(l.name)).map((l) => ({ name: l.name, retired: stamp })),
-      ];
-      const layers = [...(layer ? [layer] : []), ...before.layers.slice(result.merged.length)];
-      await repo.commit({ layers, refs: before.refs, retired }, signal);
+    const mergedNames = new Set(result.merged.map((l) => l.name));
+    const sameRefs = (m: Manifest) => m.refs.length === before.refs.length && m.refs.every((r, i) => r.name === before.refs[i].name && r.oid === before.refs[i].oid);
+    let conflict: string | undefined;
+    let expired: RetiredLayer[] = [];
+    const committed = await repo.transact(
+      (current) => {
+        conflict = undefined;
+        if (![...mergedNames].every((n) => current.layers.some((l) => l.name === n))) {
+          conflict = 'its layers were merged by another compaction meanwhile';
+          return undefined;
+        }
+        if (options.all && result.merged.length > 0 && !sameRefs(current)) {
+          conflict = 'refs changed while it ran, and a ref could now reach an object it dropped';
+          return undefined;
+        }
+        // Layers committed since the plan (pushes, syncs) stay in front of the merged one.
+        const kept = current.layers.filter((l) => !mergedNames.has(l.name));
+        const newer = kept.filter((l) => !before.layers.some((b) => b.name === l.name));
+        const older = kept.filter((l) => before.layers.some((b) => b.name === l.name));
+        const layers = [...newer, ...(layer ? [{ ...layer, generation: current.generation + 1 }] : []), ...older];
+        const live = new Set(layers.map((l) => l.name));
+        expired = current.retired.filter((r) => now - retiredAt(r) >= graceMs && !live.has(r.name));
+        if (result.merged.length === 0 && expired.length === 0) return undefined;
+        const stamp = new Date(now).toISOString();
+        const retired = [
+          ...current.retired.filter((r) => !expired.includes(r) && !live.has(r.name)),
+          ...result.merged.filter((l) => !live.has(l.name)).map((l) => ({ name: l.name, retired: stamp })),
+        ];
+        return { ...current, layers, retired };
+      },
+      { signal },
+    );
+    if (conflict !== undefined) {
+      if (layer) await deleteLayerFiles(repo, layer.name, signal);
+      throw new PackferryError(ErrorCode.StoreLocked, `${repo.description}: compaction committed nothing: ${conflict}`, { hint: 'run it again' });
     }
+    result.expired = committed ? expired.map((r) => r.name) : [];
     result.layer = layer;
     result.repaired = repaired;
     result.generation = repo.manifest.generation;
@@ -205,8 +231,6 @@ export async function compactStore(repo: StoreRepository, options: CompactOption
       result.deleted.push(info.key);
     }
     return result;
-  } finally {
-    await lock.release().catch(() => {});
   }
 
   function plan(m: Manifest, listing: { key: string; lastModified: Date }[]): CompactResult {
@@ -237,6 +261,14 @@ export async function compactStore(repo: StoreRepository, options: CompactOption
       dryRun: options.dryRun === true,
     };
   }
+}
+
+/** Removes a layer's files that no state names (a merged layer whose compaction did not commit). */
+async function deleteLayerFiles(repo: StoreRepository, name: string, signal?: AbortSignal): Promise<void> {
+  await repo.refresh(signal);
+  if (repo.manifest.layers.some((l) => l.name === name) || repo.manifest.retired.some((r) => r.name === name)) return;
+  await repo.blobs.delete(packKey(name), signal);
+  await repo.blobs.delete(idxKey(name), signal);
 }
 
 /**

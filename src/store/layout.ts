@@ -12,6 +12,8 @@ export const KEYS = {
   infoRefs: 'info/refs',
   infoPacks: 'objects/info/packs',
   manifest: 'packferry/manifest.json',
+  /** The generation whose Git files are all written (repository.ts publish). */
+  published: 'packferry/published.json',
   locks: 'packferry/locks/',
   incoming: 'packferry/incoming/',
   lfs: 'lfs/objects/',

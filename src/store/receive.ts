@@ -24,7 +24,7 @@ import { PackIndex } from '../pack/idx.js';
 import { PackFile } from '../pack/packfile.js';
 import { PackReader } from '../pack/reader.js';
 import { finishFsck } from './fsck.js';
-import { FsBlobStore } from './fs-backend.js';
+import { localFiles } from './backend.js';
 import { idxKey, KEYS, packKey } from './layout.js';
 import { parseManifest, type LayerEntry } from './manifest.js';
 import type { StoreRepository } from './repository.js';
@@ -76,8 +76,11 @@ async function namedByManifest(repo: StoreRepository, name: string): Promise<boo
 
 export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uint8Array>, options: ReceiveOptions = {}): Promise<StagedLayer> {
   const blobs = repo.blobs;
-  const local = blobs instanceof FsBlobStore;
-  const dir = local ? join(blobs.root, 'objects', 'pack') : (options.spillDir ?? join(tmpdir(), 'packferry-spill'));
+  const files = localFiles(blobs);
+  const local = files !== undefined;
+  const dir = files ? join(files.root, 'objects', 'pack') : (options.spillDir ?? join(tmpdir(), 'packferry-spill'));
+  // A directory that a first write stopped in before its commit is still recognised as a store by its packferry/ (store/open.ts classifyPath).
+  await files?.ensureDirectory('packferry');
   await mkdir(dir, { recursive: true });
   const spill = join(dir, `.incoming-${randomBytes(8).toString('hex')}.pack`);
   let fixThin: BaseResolver | undefined;

@@ -1,56 +1,89 @@
 // A repository in a packferry store (docs/store-format.md). Reading: the
-// manifest, then layers on demand. Writing, always under the writer lock:
-//   1. the new layer's pack and index are stored (immutable, content-named);
-//   2. the manifest is replaced (the commit point: one atomic put);
-//   3. Git's files are rewritten from it: objects/info/packs, packed-refs,
-//      info/refs, HEAD.
+// manifest, then layers on demand. Every change — a push, a mirror sync, a
+// compaction, a settings edit that moves HEAD — is one transaction
+// (`transact`, and ref-transaction.ts above it for ref edits):
+//   1. staged before anything is held: a new layer's pack and index stored
+//      (immutable, content-named), checked by the caller;
+//   2. committed: the next state is computed from the committed one and
+//      swapped in by the commit contract (ref-database.ts: a compare-and-swap
+//      of the generation, milliseconds); a writer that lost the race computes
+//      again from the newer state;
+//   3. published: Git's files rewritten from the committed state
+//      (objects/info/packs, packed-refs, info/refs, HEAD), then the
+//      generation they describe noted in packferry/published.json.
 // A reader never sees a ref whose objects are missing, and a crash at any
 // point leaves the previous state readable: before 2 the new layer is just
 // an unlisted file (verify reports it, compaction removes it); between 2 and
-// 3 Git's files still describe the previous generation, complete in itself,
-// and the next commit (or compaction) rewrites them all.
+// 3 Git's files lag behind, and the next write of any kind — a no-op sync
+// included (`ensurePublished`) — finds published.json behind the manifest
+// and rewrites them.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { ObjectId } from '../core/oid.js';
-import type { BlobStore } from './backend.js';
-import { FsBlobStore } from './fs-backend.js';
+import { localFiles, type BlobStore } from './backend.js';
 import { BARE_CONFIG, KEYS, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs, type RefEntry } from './layout.js';
-import { acquireWriterLock, type LockOptions, type WriterLock } from './lock.js';
-import { emptyManifest, parseManifest, serializeManifest, type LayerEntry, type Manifest } from './manifest.js';
+import { emptyManifest, type Manifest } from './manifest.js';
 import { LayeredObjects, layerFilesFor, loadLayers, type Layer, type LayerFiles } from './objects.js';
+import { BlobRefDatabase, type RefDatabase } from './ref-database.js';
 
 export interface StoreRepositoryOptions {
   /** Where an object store's layers are cached locally (default: <tmpdir>/packferry-layers). */
   cacheDir?: string;
   signal?: AbortSignal;
+  /** The commit contract (default: the manifest blob of `blobs`, BlobRefDatabase). */
+  refs?: RefDatabase;
+}
+
+/** One step of a transaction: the next state computed from the committed one, or undefined for no change. */
+export type TransactionStep = (current: Manifest, exists: boolean) => Promise<Manifest | undefined> | Manifest | undefined;
+
+export interface TransactOptions {
+  signal?: AbortSignal;
+  /** Attempts when other writers keep committing first (default 20). */
+  attempts?: number;
+  /** A state committed where none exists is generation 0, an empty repository (`init`), rather than 1. */
+  initial?: boolean;
+}
+
+/** What packferry/published.json says: the generation whose Git files are all written. */
+interface Published {
+  generation: number;
 }
 
 export class StoreRepository {
   private objectsPromise: Promise<LayeredObjects> | undefined;
-  /** The generation whose Git files this instance wrote completely (none at first: the last writer may have crashed). */
-  private gitFilesWritten: number | undefined;
   readonly files: LayerFiles;
   /** Where an object store's pack indexes are cached locally (undefined for directory stores). */
   readonly idxCache: string | undefined;
+  /** The commit contract: where the state is read and swapped. */
+  readonly refdb: RefDatabase;
 
   private constructor(
     readonly blobs: BlobStore,
     private current: Manifest,
     /** Whether a manifest exists (false: an empty or new location). */
-    readonly exists: boolean,
+    private committed: boolean,
+    refdb: RefDatabase,
     options: StoreRepositoryOptions,
   ) {
     const cacheDir = options.cacheDir ?? join(tmpdir(), 'packferry-layers');
     this.files = layerFilesFor(blobs, cacheDir);
     // Pack indexes of an object store are kept locally too: content-named, so never stale.
-    this.idxCache = blobs instanceof FsBlobStore ? undefined : cacheDir;
+    this.idxCache = localFiles(blobs) ? undefined : cacheDir;
+    this.refdb = refdb;
   }
 
   static async open(blobs: BlobStore, options: StoreRepositoryOptions = {}): Promise<StoreRepository> {
-    const bytes = await blobs.get(KEYS.manifest, options.signal);
-    const manifest = bytes ? parseManifest(bytes) : emptyManifest();
-    return new StoreRepository(blobs, manifest, bytes !== undefined, options);
+    const refdb = options.refs ?? new BlobRefDatabase(blobs);
+    const manifest = await refdb.read(options.signal);
+    return new StoreRepository(blobs, manifest ?? emptyManifest(), manifest !== undefined, refdb, options);
+  }
+
+  /** Whether a manifest exists (false: an empty or new location). */
+  get exists(): boolean {
+    return this.committed;
   }
 
   get manifest(): Manifest {
@@ -80,60 +113,138 @@ export class StoreRepository {
     return this.objectsPromise;
   }
 
-  lock(options: LockOptions = {}): Promise<WriterLock> {
-    return acquireWriterLock(this.blobs, options);
-  }
-
-  /**
-   * Re-reads the manifest (under the lock: another writer may have committed
-   * since it was first read). Git's files are rewritten at every commit, so
-   * ones left behind by a writer that crashed after its commit are brought up
-   * to date by the next commit (`store verify` reports them meanwhile).
-   */
+  /** Re-reads the committed state (another writer may have committed since it was read). */
   async refresh(signal?: AbortSignal): Promise<void> {
-    const bytes = await this.blobs.get(KEYS.manifest, signal);
-    if (bytes) {
-      const m = parseManifest(bytes);
-      if (m.generation !== this.current.generation) this.objectsPromise = undefined;
-      this.current = m;
+    const m = await this.refdb.read(signal);
+    if (m) this.adopt(m);
+  }
+
+  private adopt(m: Manifest): void {
+    if (m.generation !== this.current.generation || !this.committed) this.objectsPromise = undefined;
+    this.current = m;
+    this.committed = true;
+  }
+
+  /**
+   * The one write path (see the module comment): `step` computes the next
+   * state from the committed one; it is swapped in if no other writer
+   * committed meanwhile, and computed again from the newer state if one did
+   * (so `step` must decide from `current` alone: old values, conflicts). The
+   * new layer files a state names must be stored before `step` returns it.
+   * Then Git's files are published. Resolves with the state committed, or
+   * undefined when `step` asked for no change (Git's files are still brought
+   * up to date if a stopped writer left them behind).
+   */
+  async transact(step: TransactionStep, options: TransactOptions = {}): Promise<Manifest | undefined> {
+    const signal = options.signal;
+    const attempts = options.attempts ?? 20;
+    for (let attempt = 0; ; attempt++) {
+      const base = await this.refdb.read(signal);
+      if (base === undefined && this.committed) {
+        // Deleted since it was opened (`repo rm`): a write must not bring it back.
+        throw new PackferryError(ErrorCode.NotFound, `${this.description}: the repository was deleted`);
+      }
+      const exists = base !== undefined;
+      const from = base ?? emptyManifest();
+      if (base) this.adopt(base);
+      const proposed = await step(from, exists);
+      if (proposed === undefined) {
+        if (exists) await this.ensurePublished(signal);
+        return undefined;
+      }
+      const generation = exists ? from.generation + 1 : options.initial ? 0 : 1;
+      const next: Manifest = { ...proposed, generation, updated: new Date().toISOString() };
+      if (!exists) {
+        // A new repository: the files Git needs to recognise it come first.
+        await this.blobs.put(KEYS.config, Buffer.from(BARE_CONFIG), { contentType: 'text/plain', signal });
+      }
+      if (await this.refdb.compareAndSwap(exists ? from.generation : undefined, next, signal)) {
+        this.adopt(next);
+        this.objectsPromise = undefined;
+        await this.publish(next, exists ? from : undefined, signal);
+        return next;
+      }
+      if (attempt + 1 >= attempts) {
+        throw new PackferryError(ErrorCode.StoreLocked, `${this.description}: other writers kept committing first (${attempts} attempts)`, {
+          hint: 'try again',
+        });
+      }
+      // Another writer committed first: a short random pause, then the step again from its state.
+      await sleep(Math.min(1000, 5 * 2 ** Math.min(attempt, 7)) * Math.random(), undefined, { signal });
     }
   }
 
   /**
-   * Commits a new generation: optionally a new layer (already stored), and
-   * the complete new set of refs. The caller holds the lock and has checked
-   * that the layers hold every object the refs reach.
+   * Writes Git's view of `m` (packs, then refs, then HEAD), then notes in
+   * published.json that they describe it. Files that cannot differ from
+   * `prev`'s are left alone when published.json says `prev` was published
+   * completely. A writer that finds a newer state committed meanwhile
+   * publishes that one instead (two writers publishing at once end with the
+   * newest state's files).
    */
-  async commit(change: { layer?: LayerEntry; layers?: LayerEntry[]; refs: RefEntry[]; head?: string; retired?: Manifest['retired'] }, signal?: AbortSignal): Promise<Manifest> {
-    const prev = this.current;
-    // A pack identical to a listed layer (the same objects sent again) is that layer: listed once. A
-    // layer listed again is no longer retired (its files must outlive any grace period).
-    const added = change.layer && !prev.layers.some((l) => l.name === change.layer!.name) ? [change.layer] : [];
-    const layers = change.layers ?? [...added, ...prev.layers];
-    const live = new Set(layers.map((l) => l.name));
-    const next: Manifest = {
-      ...prev,
-      generation: prev.generation + 1,
-      head: change.head ?? prev.head,
-      refs: [...change.refs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-      layers,
-      retired: (change.retired ?? prev.retired).filter((r) => !live.has(r.name)),
-      updated: new Date().toISOString(),
-    };
-    if (!this.exists || prev.generation === 0) {
-      // A new repository: the files Git needs to recognise it come first.
-      await this.blobs.put(KEYS.config, Buffer.from(BARE_CONFIG), { contentType: 'text/plain', signal });
+  async publish(m: Manifest, prev?: Manifest, signal?: AbortSignal): Promise<void> {
+    let target = m;
+    let trusted = prev !== undefined && (await this.readPublished(signal))?.generation === prev.generation ? prev : undefined;
+    for (let round = 0; round < 5; round++) {
+      await this.writeGitFiles(target, signal, trusted);
+      await this.writePublished(target.generation, signal);
+      const now = await this.refdb.read(signal);
+      if (now === undefined || now.generation <= target.generation) return;
+      this.adopt(now);
+      target = now;
+      trusted = undefined;
     }
-    await this.blobs.put(KEYS.manifest, serializeManifest(next), { contentType: 'application/json', signal });
-    this.current = next;
-    this.objectsPromise = undefined;
-    // Files are skipped as unchanged only when this instance wrote them for `prev`: a writer that
-    // stopped after its commit may have left any of them behind, and only a rewrite repairs them.
-    const trusted = this.gitFilesWritten === prev.generation ? prev : undefined;
-    this.gitFilesWritten = undefined;
-    await this.writeGitFiles(next, signal, trusted);
-    this.gitFilesWritten = next.generation;
-    return next;
+  }
+
+  /**
+   * Brings Git's files in line with the committed state when published.json
+   * says they lag behind it (a writer stopped between its commit and the
+   * end of its publication; a store written before published.json existed
+   * is compared file by file). True when anything was rewritten. For every
+   * writer, a no-op sync included: one small read when nothing lags.
+   * `thorough` (maintenance: `store compact`) compares every file with what
+   * the state renders whatever published.json says, at the cost of reading
+   * them all.
+   */
+  async ensurePublished(signal?: AbortSignal, options: { thorough?: boolean } = {}): Promise<boolean> {
+    if (!this.committed) return false;
+    const m = this.current;
+    const published = await this.readPublished(signal);
+    if (published?.generation === m.generation && !options.thorough) return false;
+    if ((published === undefined || options.thorough) && (await this.gitFilesMatch(m, signal))) {
+      if (published?.generation === m.generation) return false;
+      await this.writePublished(m.generation, signal);
+      return false;
+    }
+    await this.publish(m, undefined, signal);
+    return true;
+  }
+
+  private async writePublished(generation: number, signal?: AbortSignal): Promise<void> {
+    await this.blobs.put(KEYS.published, Buffer.from(`${JSON.stringify({ generation } satisfies Published)}\n`), { contentType: 'application/json', signal });
+  }
+
+  private async readPublished(signal?: AbortSignal): Promise<Published | undefined> {
+    const bytes = await this.blobs.get(KEYS.published, signal);
+    if (!bytes) return undefined;
+    try {
+      const p = JSON.parse(bytes.toString('utf8')) as Partial<Published>;
+      return Number.isInteger(p.generation) ? { generation: p.generation! } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether every one of Git's files is exactly what `m` renders. */
+  private async gitFilesMatch(m: Manifest, signal?: AbortSignal): Promise<boolean> {
+    const expected: [string, string][] = [
+      [KEYS.infoPacks, renderInfoPacks(m.layers.map((l) => l.name))],
+      [KEYS.packedRefs, renderPackedRefs(m.refs)],
+      [KEYS.infoRefs, renderInfoRefs(m.refs)],
+      [KEYS.head, renderHead(m.head)],
+    ];
+    const actual = await Promise.all(expected.map(([key]) => this.blobs.get(key, signal)));
+    return expected.every(([, text], i) => actual[i]?.toString() === text);
   }
 
   /**
@@ -144,7 +255,7 @@ export class StoreRepository {
   private async writeGitFiles(m: Manifest, signal?: AbortSignal, prev?: Manifest): Promise<void> {
     const text = { contentType: 'text/plain', signal };
     // A directory store must also look like a repository to `git clone PATH`: it checks for refs/.
-    if (this.blobs instanceof FsBlobStore) await this.blobs.ensureDirectory('refs/heads');
+    await localFiles(this.blobs)?.ensureDirectory('refs/heads');
     const layersChanged = !prev || prev.layers.map((l) => l.name).join() !== m.layers.map((l) => l.name).join();
     if (layersChanged) await this.blobs.put(KEYS.infoPacks, Buffer.from(renderInfoPacks(m.layers.map((l) => l.name))), text);
     await this.blobs.put(KEYS.packedRefs, Buffer.from(renderPackedRefs(m.refs)), text);
@@ -152,39 +263,10 @@ export class StoreRepository {
     if (!prev || prev.head !== m.head || prev.generation === 0) await this.blobs.put(KEYS.head, Buffer.from(renderHead(m.head)), text);
   }
 
-  /**
-   * Rewrites Git's files if any differs from the manifest (a writer stopped
-   * between its commit and its last step); true if it did. The caller holds
-   * the lock. Costs a read of each file: for maintenance, not every sync.
-   */
-  async repairGitFiles(signal?: AbortSignal): Promise<boolean> {
-    const m = this.current;
-    const expected: [string, string][] = [
-      [KEYS.infoPacks, renderInfoPacks(m.layers.map((l) => l.name))],
-      [KEYS.packedRefs, renderPackedRefs(m.refs)],
-      [KEYS.infoRefs, renderInfoRefs(m.refs)],
-      [KEYS.head, renderHead(m.head)],
-    ];
-    const actual = await Promise.all(expected.map(([key]) => this.blobs.get(key, signal)));
-    if (expected.every(([, text], i) => actual[i]?.toString() === text)) {
-      this.gitFilesWritten = m.generation;
-      return false;
-    }
-    this.gitFilesWritten = undefined;
-    await this.writeGitFiles(m, signal);
-    this.gitFilesWritten = m.generation;
-    return true;
-  }
-
-  /** Creates an empty repository (a manifest of generation 0 and Git's files), if there is none. */
+  /** Creates an empty repository (generation 0 and Git's files), if there is none; a no-op when one exists. */
   async init(options: { head?: string; signal?: AbortSignal } = {}): Promise<void> {
-    if (this.exists) return;
-    const m: Manifest = { ...emptyManifest(), head: options.head ?? 'refs/heads/main', updated: new Date().toISOString() };
-    await this.blobs.put(KEYS.config, Buffer.from(BARE_CONFIG), { contentType: 'text/plain', signal: options.signal });
-    await this.blobs.put(KEYS.manifest, serializeManifest(m), { contentType: 'application/json', signal: options.signal });
-    this.current = m;
-    await this.writeGitFiles(m, options.signal);
-    this.gitFilesWritten = m.generation;
+    const head = options.head ?? 'refs/heads/main';
+    await this.transact((_current, exists) => (exists ? undefined : { ...emptyManifest(), head }), { signal: options.signal, initial: true });
   }
 
   refValue(name: string): ObjectId | undefined {
@@ -198,13 +280,3 @@ export class StoreRepository {
 }
 
 export type { Layer };
-
-/** Throws unless the caller's view of a ref still holds (compare-and-swap under the lock). */
-export function checkRefUnchanged(repo: StoreRepository, name: string, expected: ObjectId | undefined): void {
-  const now = repo.refValue(name);
-  if (now !== expected) {
-    throw new PackferryError(ErrorCode.RefRejected, `${name} changed in the store while this update was prepared`, {
-      details: { ref: name, expected, actual: now },
-    });
-  }
-}

@@ -234,11 +234,15 @@ describe('packferry serve and hostile input', () => {
     await assertStoreVerifies(join(root, 'r.git'));
   });
 
-  it('refuses a ref beside a directory of refs of the same name (refs/heads/main/x, refs/heads), which no clone could store', async () => {
+  it('refuses a ref beside a directory of refs of the same name (refs/heads/main/x, refs/heads), which no clone could store, in Git\'s words', async () => {
     const before = await lsRemote(admin, repoUrl);
     const tip = before.get('refs/heads/main')!;
+    // Git's receive-pack refuses the one ref and takes the other (not atomic), and says why beside it.
     const stderr = await gitFails(admin, ['push', 'origin', 'main:refs/heads/main/sub', 'main:refs/heads/fresh'], { cwd: work });
-    assert.match(stderr, /! \[remote rejected\] main -> main\/sub \(refname conflicts with refs\/heads\/main\)/);
+    assert.match(stderr, /remote: error: cannot lock ref 'refs\/heads\/main\/sub': 'refs\/heads\/main' exists; cannot create 'refs\/heads\/main\/sub'/);
+    assert.match(stderr, /! \[remote rejected\] main -> main\/sub \(failed to update ref\)/);
+    assert.match(stderr, /\* \[new branch\] +main -> fresh/);
+    // In one push, as Git's ref transaction meets them, in order: refs/tags/new/one is made, then refs/tags/new is in its way.
     const res = await post(
       'git-receive-pack',
       Buffer.concat([
@@ -253,11 +257,16 @@ describe('packferry serve and hostile input', () => {
     );
     assert.deepEqual(reportLines(res.body), [
       'unpack ok',
-      `ng refs/heads refname conflicts with ${[...before.keys()].filter((n) => n.startsWith('refs/heads/')).sort()[0]}`,
-      'ng refs/tags/new/one refname conflicts with refs/tags/new',
-      'ng refs/tags/new refname conflicts with refs/tags/new/one',
-      'ng refs/heads/fresh/deeper refname conflicts with refs/heads/fresh',
+      'ng refs/heads failed to update ref',
+      'ok refs/tags/new/one',
+      'ng refs/tags/new failed to update ref',
+      'ng refs/heads/fresh/deeper failed to update ref',
     ]);
+    const said = res.body.toString('utf8');
+    const firstHead = [...before.keys(), 'refs/heads/fresh'].filter((n) => n.startsWith('refs/heads/')).sort()[0];
+    assert.ok(said.includes(`error: cannot lock ref 'refs/heads': '${firstHead}' exists; cannot create 'refs/heads'`), said);
+    assert.ok(said.includes("error: cannot lock ref 'refs/tags/new': 'refs/tags/new/one' exists; cannot create 'refs/tags/new'"), said);
+    assert.ok(said.includes("error: cannot lock ref 'refs/heads/fresh/deeper': 'refs/heads/fresh' exists; cannot create 'refs/heads/fresh/deeper'"), said);
     // Deleting the ref in the way in the same push lets the other through.
     await gitOk(admin, ['push', '-q', 'origin', ':refs/heads/fresh', 'main:refs/heads/fresh/deeper'], { cwd: work });
     const after = await lsRemote(admin, repoUrl);
@@ -266,7 +275,7 @@ describe('packferry serve and hostile input', () => {
     const mirror = join(tmp.path, 'df-mirror.git');
     await gitOk(admin, ['clone', '-q', '--mirror', repoUrl, mirror]);
     await assertCloneMatches(admin, repoUrl, mirror);
-    await gitOk(admin, ['push', '-q', 'origin', ':refs/heads/fresh/deeper'], { cwd: work });
+    await gitOk(admin, ['push', '-q', 'origin', ':refs/heads/fresh/deeper', ':refs/tags/new/one'], { cwd: work });
     assert.deepEqual(sortedEntries(await lsRemote(admin, repoUrl)), sortedEntries(before));
   });
 

@@ -4,13 +4,13 @@
 //   resolved "..", "%2e%2e", "\" and "//host" in it, so "/x/../r.git/HEAD"
 //   was served as /r.git/HEAD, and "GET http://[bad" threw outside any
 //   try and stopped the server.
-// - nameConflicts (src/server/receive-pack.ts): a pushed ref beside a
+// - directoryFileConflict (src/core/refs.ts): a pushed ref beside a
 //   directory of refs of the same name ("refs/heads/main/x" next to
 //   "refs/heads/main") was accepted, and no Git clone could store both.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { plainRequestTarget } from '../../src/server/http.js';
-import { nameConflicts, type Outcome } from '../../src/server/receive-pack.js';
+import { directoryFileConflict } from '../../src/core/refs.js';
 
 describe('plainRequestTarget', () => {
   it('keeps the paths and queries git sends', () => {
@@ -72,36 +72,24 @@ describe('plainRequestTarget', () => {
   });
 });
 
-describe('nameConflicts', () => {
-  const Z = '0'.repeat(40);
-  const A = 'a'.repeat(40);
-  const command = (name: string, newOid = A, oldOid = Z): Outcome => ({ command: { oldOid, newOid, name }, status: { name, ok: true } });
-  const current = new Map([
-    ['refs/heads/main', A],
-    ['refs/heads/feature/x', A],
-  ]);
-  const conflicts = (outcomes: Outcome[]) => nameConflicts(outcomes, current).map((c) => [c.outcome.command.name, c.other]);
+describe('directoryFileConflict (core/refs.ts)', () => {
+  const refs = ['refs/heads/main', 'refs/heads/feature/x'];
+  const conflict = (name: string, names: string[] = refs, sorted: string[] = [...names].sort()) => directoryFileConflict(name, new Set(names), sorted);
 
-  it('finds a new ref below or above an existing one', () => {
-    assert.deepEqual(conflicts([command('refs/heads/main/sub')]), [['refs/heads/main/sub', 'refs/heads/main']]);
-    assert.deepEqual(conflicts([command('refs/heads/feature')]), [['refs/heads/feature', 'refs/heads/feature/x']]);
-    assert.deepEqual(conflicts([command('refs/heads')]), [['refs/heads', 'refs/heads/feature/x']]);
-    assert.deepEqual(conflicts([command('refs/heads/feature/x/y/z')]), [['refs/heads/feature/x/y/z', 'refs/heads/feature/x']]);
+  it('finds a ref below or above an existing one', () => {
+    assert.equal(conflict('refs/heads/main/sub'), 'refs/heads/main');
+    assert.equal(conflict('refs/heads/feature'), 'refs/heads/feature/x');
+    assert.equal(conflict('refs/heads'), 'refs/heads/feature/x');
+    assert.equal(conflict('refs/heads/feature/x/y/z'), 'refs/heads/feature/x');
   });
 
-  it('allows names that only share a prefix, updates, and refs whose obstacle is deleted in the same push', () => {
-    assert.deepEqual(conflicts([command('refs/heads/main2'), command('refs/heads/mai'), command('refs/heads/feature-x'), command('refs/heads/feature.x')]), []);
-    assert.deepEqual(conflicts([command('refs/heads/main', A, A)]), []);
-    assert.deepEqual(conflicts([command('refs/heads/main', Z, A), command('refs/heads/main/sub')]), []);
+  it('allows names that only share a prefix, and the ref itself', () => {
+    for (const name of ['refs/heads/main2', 'refs/heads/mai', 'refs/heads/feature-x', 'refs/heads/feature.x', 'refs/heads/main']) assert.equal(conflict(name), undefined, name);
   });
 
-  it('finds new refs that conflict with each other, and ignores refused commands', () => {
-    assert.deepEqual(conflicts([command('refs/tags/v1'), command('refs/tags/v1/rc')]), [
-      ['refs/tags/v1', 'refs/tags/v1/rc'],
-      ['refs/tags/v1/rc', 'refs/tags/v1'],
-    ]);
-    const refused = command('refs/tags/v2');
-    refused.status = { name: 'refs/tags/v2', ok: false, reason: 'hook declined' };
-    assert.deepEqual(conflicts([refused, command('refs/tags/v2/rc')]), []);
+  it('passes over names of the sorted list that are not (or no longer) refs', () => {
+    const sorted = ['refs/heads/main', 'refs/tags/v1/a', 'refs/tags/v1/b', 'refs/tags/v1/c'].sort();
+    assert.equal(conflict('refs/tags/v1', ['refs/heads/main', 'refs/tags/v1/c'], sorted), 'refs/tags/v1/c');
+    assert.equal(conflict('refs/tags/v1', ['refs/heads/main'], sorted), undefined);
   });
 });

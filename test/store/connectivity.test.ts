@@ -233,7 +233,7 @@ describe('checkConnectivity', () => {
     const repo = await freshRepo();
     const first = await receive(repo, pack([c1, t1, a]));
     await first.staged.stored;
-    await repo.commit({ layer: first.staged.entry, refs: [{ name: 'refs/heads/main', oid: id(c1) }] });
+    await repo.transact((m) => ({ ...m, layers: [first.staged.entry, ...m.layers], refs: [{ name: 'refs/heads/main', oid: id(c1) }] }));
     first.reader.close();
     const t3 = tree([
       [FileMode.regular, 'a', id(a)],

@@ -79,12 +79,14 @@ describe('store regressions', () => {
     await syncStore(site, { into: store, from: source });
     const oldHead = (await blobs.get(KEYS.head))!;
     const oldPacks = (await blobs.get(KEYS.infoPacks))!;
+    const oldPublished = (await blobs.get(KEYS.published))!;
     // A sync that adds a layer and moves HEAD; then the state a writer killed right after its commit leaves.
     commitFiles(source, 'trunk', { 'trunk.txt': 'trunk\n' }, { parent: git(['rev-parse', 'refs/heads/main'], { cwd: source }) });
     git(['symbolic-ref', 'HEAD', 'refs/heads/trunk'], { cwd: source });
     await syncStore(site, { into: store, from: source });
     await blobs.put(KEYS.head, oldHead);
     await blobs.put(KEYS.infoPacks, oldPacks);
+    await blobs.put(KEYS.published, oldPublished); // (it is written last: a writer stopped before it left the older one)
     const stale = await verifyStore(blobs);
     assert.deepEqual(stale.problems.map((p) => `${p.kind} ${p.key}`).sort(), [`stale-git-file ${KEYS.head}`, `stale-git-file ${KEYS.infoPacks}`]);
     // The next sync deletes a ref: no new layer, the same HEAD. It used to leave both files as they were.
