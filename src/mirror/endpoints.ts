@@ -91,9 +91,12 @@ export function storeSource(displayUrl: string, open: () => Promise<StoreReposit
 }
 
 /**
- * A store as a target: each sync adds a layer, under the store's writer lock.
- * The repository read for peekRefs is reused by the session (which reads the
- * manifest again once it holds the lock): one request less per sync.
+ * A store as a target: each sync adds a layer through the store's ref
+ * transaction. The repository read for peekRefs is reused by the session:
+ * one request less per sync. Peeking is also where a sync with nothing to do
+ * meets the store, so it brings Git's files up to date there if a stopped
+ * writer left them behind (repository.ts ensurePublished: one small read
+ * otherwise).
  * `fsck`: how the objects it receives are checked (default: Git's transfer checks).
  */
 export function storeTarget(displayUrl: string, open: () => Promise<StoreRepository>, options: { fsck?: FsckOptions } = {}): MirrorTarget {
@@ -102,6 +105,7 @@ export function storeTarget(displayUrl: string, open: () => Promise<StoreReposit
     displayUrl,
     peekRefs: async () => {
       peeked ??= await open();
+      await peeked.ensurePublished();
       return { refs: peeked.refs.map((r) => ({ ...r })), head: peeked.head };
     },
     connect: async (connectOptions) => {

@@ -106,9 +106,11 @@ export class StoreTargetSession implements TargetSession {
             : undefined,
       },
     );
-    // Git's messages beside a refusal (e.g. a directory/file conflict) reach the user as a receive-pack's do.
-    for (const o of outcomes) if (o.message !== undefined) options.onProgress?.({ text: `error: ${o.message}`, end: '\n' });
-    return { unpack: 'ok', refs: outcomes.map((o) => (o.ok ? { name: o.name, ok: true } : { name: o.name, ok: false, reason: o.reason })) };
+    // A refusal's reason carries Git's message beside it (e.g. the ref a directory/file conflict is with).
+    return {
+      unpack: 'ok',
+      refs: outcomes.map((o) => (o.ok ? { name: o.name, ok: true } : { name: o.name, ok: false, reason: o.message === undefined ? o.reason : `${o.reason}: ${o.message}` })),
+    };
   }
 
   async close(): Promise<void> {

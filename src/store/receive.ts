@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { fsckError, hasErrors, type FsckOptions, type FsckProblem } from '../core/fsck.js';
 import type { ProgressSink } from '../core/progress.js';
+import { testPoint } from '../core/test-points.js';
 import { indexPackStream, type BaseResolver, type IndexedPack } from '../pack/indexer.js';
 import { PackIndex } from '../pack/idx.js';
 import { PackFile } from '../pack/packfile.js';
@@ -87,7 +88,7 @@ export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uin
   const stored = options.fixThin || options.fsck ? await repo.objects(options.signal) : undefined;
   if (options.fixThin) fixThin = async (oid) => stored!.tryRead(oid);
   // Links are collected for the connectivity check that follows every receive (store/connectivity.ts).
-  const indexed = await indexPackStream(pack, spill, {
+  const indexed = await indexPackStream(withTestPoint(pack, options.signal), spill, {
     fixThin,
     threads: options.threads,
     progress: options.progress,
@@ -160,6 +161,16 @@ export async function receivePack(repo: StoreRepository, pack: AsyncIterable<Uin
       await blobs.delete(idxKey(name));
     },
   };
+}
+
+/** `pack`, stopping at the test point 'store:receiving' after its first chunk (core/test-points.ts). */
+async function* withTestPoint(pack: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+  let first = true;
+  for await (const chunk of pack) {
+    yield chunk;
+    if (first) await testPoint('store:receiving', signal);
+    first = false;
+  }
 }
 
 /**

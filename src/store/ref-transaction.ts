@@ -22,6 +22,7 @@ import { ErrorCode, isPackferryError } from '../core/errors.js';
 import { objectTypeFromPackType, parseCommitLinks } from '../core/object.js';
 import type { ObjectId } from '../core/oid.js';
 import { directoryFileConflict, isRefName, ZERO_ID } from '../core/refs.js';
+import { testPoint } from '../core/test-points.js';
 import { PackObjectType } from '../pack/format.js';
 import type { ObjectIdSet } from '../pack/links.js';
 import { PackFile } from '../pack/packfile.js';
@@ -185,6 +186,7 @@ export async function updateRefs(repo: StoreRepository, tx: RefTransaction, opti
       return { outcomes };
     }
     if (staged && tipsOf().length > 0) await staged.stored; // the layer's files are in place before a state names them
+    if (staged) await testPoint('store:staged', signal);
 
     // 4. The commit, from whatever state is committed when it happens.
     const committed = await repo.transact(

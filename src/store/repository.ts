@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { testPoint } from '../core/test-points.js';
 import type { ObjectId } from '../core/oid.js';
 import { localFiles, type BlobStore } from './backend.js';
 import { BARE_CONFIG, KEYS, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs, type RefEntry } from './layout.js';
@@ -158,9 +159,11 @@ export class StoreRepository {
         // A new repository: the files Git needs to recognise it come first.
         await this.blobs.put(KEYS.config, Buffer.from(BARE_CONFIG), { contentType: 'text/plain', signal });
       }
+      await testPoint('store:commit', signal);
       if (await this.refdb.compareAndSwap(exists ? from.generation : undefined, next, signal)) {
         this.adopt(next);
         this.objectsPromise = undefined;
+        await testPoint('store:committed', signal);
         await this.publish(next, exists ? from : undefined, signal);
         return next;
       }
@@ -187,6 +190,7 @@ export class StoreRepository {
     let trusted = prev !== undefined && (await this.readPublished(signal))?.generation === prev.generation ? prev : undefined;
     for (let round = 0; round < 5; round++) {
       await this.writeGitFiles(target, signal, trusted);
+      await testPoint('store:git-files', signal);
       await this.writePublished(target.generation, signal);
       const now = await this.refdb.read(signal);
       if (now === undefined || now.generation <= target.generation) return;

@@ -73,7 +73,10 @@ export interface Running {
   readonly pid: number;
   readonly done: Promise<CliResult>;
   exited(): boolean;
-  kill(): void;
+  /** SIGKILL (or the signal given). */
+  kill(signal?: NodeJS.Signals): void;
+  /** What it wrote to standard error so far. */
+  stderr(): string;
 }
 
 /** Starts `node bin/packferry.js ARGS` and returns at once. */
@@ -93,7 +96,13 @@ export function run(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutM
       resolve({ code: code ?? (signal ? 128 + 9 : null), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
   });
-  return { pid: child.pid ?? -1, done, exited: () => exited, kill: () => child.kill('SIGKILL') };
+  return {
+    pid: child.pid ?? -1,
+    done,
+    exited: () => exited,
+    kill: (signal = 'SIGKILL') => child.kill(signal),
+    stderr: () => Buffer.concat(err).toString('utf8'),
+  };
 }
 
 /** Parses a command's --json output, failing with its output if it is not JSON. */

@@ -33,7 +33,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, isPackferryError } from '../../src/core/errors.js';
 import { compactStore, type CompactOptions } from '../../src/store/compact.js';
-import { idxKey, KEYS, lfsKey, packKey } from '../../src/store/layout.js';
+import { idxKey, KEYS, lfsKey, packKey, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs } from '../../src/store/layout.js';
 import { acquireWriterLock } from '../../src/store/lock.js';
 import { parseManifest, serializeManifest } from '../../src/store/manifest.js';
 import { verifyStore } from '../../src/store/verify.js';
@@ -244,6 +244,111 @@ export function storeScenarios(getSite: () => StoreSite): void {
     await compactNow(site, store, { graceMs: 0 });
     await verifyOk(site, store);
     await cloneMatches(site, store, source);
+  });
+
+  it("refuses a sync's ref that a directory/file conflict blocks, in Git's words: nothing moves by default (atomic), the rest goes on with --no-atomic", async () => {
+    const site = getSite();
+    const source = initBare(dir('df-source'));
+    const first = commitFiles(source, 'main', { 'a.txt': 'a\n' }, { parent: null });
+    updateRef(source, 'refs/heads/x/y', first);
+    const store = site.address('df');
+    const blobs = site.blobs(store);
+    await mirrorCliOk(site, source, store);
+    // Renamed upstream: x/y became x; main moved on too. Without pruning, x/y stays in the store, in x's way.
+    deleteRef(source, 'refs/heads/x/y');
+    updateRef(source, 'refs/heads/x', first);
+    const second = commitFiles(source, 'main', { 'b.txt': 'b\n' });
+    const before = await storeRefs(blobs);
+    const blocked = "failed to update ref: cannot lock ref 'refs/heads/x': 'refs/heads/x/y' exists; cannot create 'refs/heads/x'";
+    const atomic = await packferryCli(site, ['mirror', '-q', '--json', '--no-prune', source, store]);
+    assert.equal(atomic.code, 1, atomic.stderr);
+    const updates = json<JsonReport>(atomic).targets[0].updates;
+    assert.deepEqual(
+      updates.map((u) => [u.ref, u.status, u.reason]),
+      [
+        ['refs/heads/main', 'rejected', 'atomic push failure'],
+        ['refs/heads/x', 'rejected', blocked],
+      ],
+    );
+    assert.ok(sameRefs(await storeRefs(blobs), before), 'nothing moved');
+    const partial = await packferryCli(site, ['mirror', '-q', '--json', '--no-prune', '--no-atomic', source, store]);
+    assert.equal(partial.code, 1, partial.stderr);
+    assert.deepEqual(
+      json<JsonReport>(partial).targets[0].updates.map((u) => [u.ref, u.status, u.reason]),
+      [
+        ['refs/heads/main', 'ok', undefined],
+        ['refs/heads/x', 'rejected', blocked],
+      ],
+    );
+    const after = await storeRefs(blobs);
+    assert.equal(after.get('refs/heads/main'), second);
+    assert.equal(after.get('refs/heads/x/y'), first);
+    assert.equal(after.has('refs/heads/x'), false);
+    await verifyOk(site, store);
+    // Git can clone what the store holds.
+    const clone = dir('df-clone');
+    const cloned = await gitAsync(['clone', '-q', '--mirror', site.cloneUrl(store), clone]);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    assert.deepEqual(refMap(clone), after);
+    // With the obstacle pruned, the rename goes through.
+    await mirrorCliOk(site, source, store);
+    assert.ok(sameRefs(await storeRefs(blobs), refMap(source)));
+  });
+
+  it("leaves a store Git clones whole after SIGINT or SIGKILL at every step of a first and a later sync, verify says which, and the next sync (a no-op included) brings Git's files in line", async () => {
+    const site = getSite();
+    const points = ['store:receiving', 'store:staged', 'store:commit', 'store:committed', 'store:git-files'] as const;
+    const source = dir('interrupt-source');
+    await makeSource(source, 31);
+    const later = site.address('interrupt-later');
+    await mirrorCliOk(site, source, later);
+    let step = 0;
+    for (const kind of ['first', 'later'] as const) {
+      for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+        for (const point of points) {
+          const label = `${kind} sync, ${signal} at ${point}`;
+          const store = kind === 'first' ? site.address('interrupt-first') : later;
+          const blobs = site.blobs(store);
+          const old = await storeRefs(blobs);
+          if (kind === 'later') commitFiles(source, 'main', { [`step-${++step}.txt`]: `step ${step}\n` });
+          const next = refMap(source);
+          const child = run(['mirror', '-q', '--json', ...site.cliArgs(), source, store], { env: { ...site.cliEnv(), PACKFERRY_TEST_STOP_AT: point } });
+          for (let i = 0; i < 3000 && !child.exited() && !child.stderr().includes(`stopped at ${point}`); i++) await sleep(5);
+          assert.ok(child.stderr().includes(`stopped at ${point}`), `${label}: the writer never got there:\n${child.stderr()}`);
+          child.kill(signal);
+          const result = await child.done;
+          if (signal === 'SIGINT') assert.equal(result.code, 130, `${label}: exit ${result.code}\n${result.stderr}`);
+          const now = await storeRefs(blobs);
+          assert.ok(sameRefs(now, old) || sameRefs(now, next), `${label}: the refs are neither all old nor all new`);
+          const committed = ['store:committed', 'store:git-files'].includes(point);
+          assert.ok(sameRefs(now, committed ? next : old), `${label}: the commit ${committed ? 'was' : 'was not'} made`);
+          // What Git gets now, and what verify says about it: it passes only when Git's files describe a complete state.
+          const clone = dir('interrupt-clone');
+          const cloned = await gitAsync(['clone', '-q', '--mirror', site.cloneUrl(store), clone]);
+          const checked = old.size === 0 && !committed ? undefined : await verifyCli(site, store);
+          if (cloned.code === 0) {
+            const seen = refMap(clone);
+            assert.ok(sameRefs(seen, old) || sameRefs(seen, next), `${label}: git clone got a mix of old and new refs`);
+            assert.equal((await gitAsync(['fsck', '--full', '--no-progress'], { cwd: clone })).code, 0, `${label}: the clone is not whole`);
+          }
+          if (checked !== undefined) {
+            assert.equal(checked.code === 0, cloned.code === 0, `${label}: verify exit ${checked.code} while git clone ${cloned.code === 0 ? 'works' : `fails:\n${cloned.stderr}`}\n${JSON.stringify(checked.report.problems, null, 1)}`);
+          } else {
+            assert.notEqual(cloned.code, 0, `${label}: a store that never committed cannot be cloned`);
+          }
+          // The next sync completes (or, when the commit was made, has nothing to do) and leaves Git's files matching the manifest.
+          await mirrorCliOk(site, source, store);
+          const m = (await readManifest(blobs))!;
+          assert.ok(sameRefs(await storeRefs(blobs), next), `${label}: the next sync did not complete`);
+          assert.equal((await site.fetchKey(store, KEYS.infoRefs))?.toString(), renderInfoRefs(m.refs), `${label}: info/refs`);
+          assert.equal((await site.fetchKey(store, KEYS.packedRefs))?.toString(), renderPackedRefs(m.refs), `${label}: packed-refs`);
+          assert.equal((await site.fetchKey(store, KEYS.infoPacks))?.toString(), renderInfoPacks(m.layers.map((l) => l.name)), `${label}: objects/info/packs`);
+          assert.equal((await site.fetchKey(store, KEYS.head))?.toString(), renderHead(m.head), `${label}: HEAD`);
+          await verifyOk(site, store, { allow: ['orphan'] });
+          await cloneMatches(site, store, source);
+        }
+      }
+    }
   });
 
   it("refuses a second writer with ERR_STORE_LOCKED and takes over stale and dead writers' locks", async () => {
