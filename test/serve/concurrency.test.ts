@@ -6,12 +6,19 @@
 // - 50 clones at once, while a push lands: every clone succeeds, passes
 //   `git fsck --full`, and holds the refs from before or after the push,
 //   never a mixture.
+// - A pusher that sends its commands and then stalls for 60 s in its pack
+//   holds up nobody: a push to another branch meanwhile takes no longer than
+//   alone, a push to the same branch wins, and the stalled push, once its
+//   pack arrives, is refused as Git refuses it (the ref moved meanwhile). The
+//   server used to take the repository's lock before the pack, so every
+//   other push was told "another push to this repository is in progress".
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { tempDir } from '../support/git.js';
+import { gitBuffer, tempDir } from '../support/git.js';
 import { makeSource, noise } from '../support/mirror-fixtures.js';
 import type { RepoSummary } from '../support/repogen.js';
 import {
@@ -21,9 +28,11 @@ import {
   assertStoreVerifies,
   bearerClient,
   cloneRefs,
+  commandList,
   gitOk,
   lsRemote,
   pf,
+  reportLines,
   runGit,
   sortedEntries,
   startServe,
@@ -39,6 +48,7 @@ let server: ServeProcess;
 let source: RepoSummary;
 let writer: GitClient;
 let repoUrl: string;
+let token: string;
 let counter = 0;
 
 /** A commit on top of the clone's HEAD with a file of its own (some random bytes, so the packs take a moment). */
@@ -68,8 +78,9 @@ before(async () => {
   source = await makeSource(join(tmp.path, 'source.git'), 17);
   await pf(['mirror', source.dir, join(root, 'r.git')]);
   await pf(['repo', 'edit', 'r', '--public', '--store', root]);
-  const token = (JSON.parse((await pf(['token', 'create', 'dev', '--read', '--write', '--store', root, '--json'])).stdout) as { token: string }).token;
-  server = await startServe(['--store', root]);
+  token = (JSON.parse((await pf(['token', 'create', 'dev', '--read', '--write', '--store', root, '--json'])).stdout) as { token: string }).token;
+  // Long enough a body timeout for the stalled pusher below.
+  server = await startServe(['--store', root, '--body-timeout', '120s']);
   writer = bearerClient(token);
   repoUrl = `${server.url}/r.git`;
 });
@@ -111,6 +122,62 @@ describe('packferry serve under concurrency', () => {
     }
     await assertCloneMatches(writer, repoUrl, a);
     await assertCloneMatches(writer, repoUrl, b);
+    await assertStoreVerifies(join(root, 'r.git'));
+  });
+
+  it('lets a pusher that stalls in its pack for 60 s hold up no other push; once it goes on, it is refused as Git refuses it', async (t) => {
+    const stalled = join(tmp.path, 'stalled');
+    const other = join(tmp.path, 'other');
+    await gitOk(writer, ['clone', '-q', repoUrl, stalled]);
+    await gitOk(writer, ['clone', '-q', repoUrl, other]);
+    const base = await gitOk(none, ['rev-parse', 'HEAD'], { cwd: stalled });
+    const mine = await commit(stalled, 'stalled');
+    const pack = gitBuffer(['pack-objects', '--stdout', '--revs', '-q'], { cwd: stalled, input: `${mine}\n^${base}\n` });
+    const body = Buffer.concat([commandList([{ old: base, new: mine, ref: 'refs/heads/main' }], 'report-status side-band-64k ofs-delta'), pack]);
+    // A push to another branch, alone: how long it takes here.
+    await commit(other, 'side');
+    let started = Date.now();
+    await gitOk(writer, ['push', '-q', 'origin', 'HEAD:refs/heads/side-alone'], { cwd: other });
+    const alone = Date.now() - started;
+
+    // The stalled pusher: its commands and half its pack, then nothing.
+    const request = http.request(`${repoUrl}/git-receive-pack`, {
+      method: 'POST',
+      agent: false,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-git-receive-pack-request', 'content-length': String(body.length) },
+    });
+    const answered = new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      request.on('response', (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
+      });
+      request.on('error', reject);
+    });
+    const cut = body.length - Math.floor(pack.length / 2);
+    request.write(body.subarray(0, cut));
+    const stallStarted = Date.now();
+    await sleep(500);
+
+    // Meanwhile: a push to another branch, then one to the same branch.
+    started = Date.now();
+    await gitOk(writer, ['push', '-q', 'origin', 'HEAD:refs/heads/side-during-stall'], { cwd: other });
+    const during = Date.now() - started;
+    const theirs = await commit(other, 'same-branch');
+    await gitOk(writer, ['push', '-q', 'origin', 'HEAD:main'], { cwd: other });
+    assert.equal((await lsRemote(writer, repoUrl)).get('refs/heads/main'), theirs, 'the push to the same branch won');
+    t.diagnostic(`push to another branch: ${alone} ms alone, ${during} ms while a push stalls`);
+    assert.ok(during < alone + 1000, `a push to another branch took ${during} ms during the stall (${alone} ms alone)`);
+
+    // 60 s after it stalled, the rest of its pack: the ref moved meanwhile, and Git says so in its words.
+    await sleep(Math.max(0, 60_000 - (Date.now() - stallStarted)));
+    request.end(body.subarray(cut));
+    const { status, body: response } = await answered;
+    assert.equal(status, 200);
+    assert.deepEqual(reportLines(response), ['unpack ok', 'ng refs/heads/main failed to update ref']);
+    assert.ok(response.toString('latin1').includes(`error: cannot lock ref 'refs/heads/main': is at ${theirs} but expected ${base}`), response.toString('latin1'));
+    assert.equal((await lsRemote(writer, repoUrl)).get('refs/heads/main'), theirs);
+    await gitOk(writer, ['push', '-q', 'origin', ':refs/heads/side-alone', ':refs/heads/side-during-stall'], { cwd: other });
     await assertStoreVerifies(join(root, 'r.git'));
   });
 
