@@ -94,7 +94,7 @@ export class StoreTargetSession implements TargetSession {
     const beforeCommit = options.beforeCommit;
     const { outcomes } = await updateRefs(
       repo,
-      { layer: staged, edits: options.commands.map((c) => ({ name: c.name, old: c.oldOid, new: c.newOid })), head, atomic: options.atomic },
+      { layer: staged, edits: options.commands.map((c) => ({ name: c.name, old: c.oldOid, new: c.newOid, doneIfAlreadyNew: true })), head, atomic: options.atomic },
       {
         signal: options.signal,
         // LFS integration: the layer's LFS objects are stored before any ref can point at it.

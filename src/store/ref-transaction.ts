@@ -45,6 +45,12 @@ export interface RefEdit {
   new: ObjectId;
   /** Refuse unless `old` is an ancestor of `new` ("non-fast-forward"); a deletion is refused too ("deletion prohibited"). */
   fastForwardOnly?: boolean;
+  /**
+   * When the ref holds `new` already (another writer made the same change
+   * first: two syncs of one mirror overlapping), the edit is done rather than
+   * refused. Git's receive-pack has no such thing; a mirror wants it.
+   */
+  doneIfAlreadyNew?: boolean;
 }
 
 /** What became of one edit. */
@@ -195,7 +201,7 @@ export async function updateRefs(repo: StoreRepository, tx: RefTransaction, opti
         const refs = new Map(current.refs.map((r) => [r.name, r]));
         for (const { e, i } of accepted()) {
           const now = refs.get(e.name)?.oid ?? ZERO_ID;
-          if (e.old !== undefined && now !== e.old) refuse(i, 'failed to update ref', lockMessage(e.name, now, e.old));
+          if (e.old !== undefined && now !== e.old && !(e.doneIfAlreadyNew && now === e.new)) refuse(i, 'failed to update ref', lockMessage(e.name, now, e.old));
         }
         // Directory/file conflicts, in order as Git's transaction meets them: `names` is the refs there are
         // at each step; `sorted` every name that may be one (those not, or no longer, there are passed over).
@@ -227,11 +233,14 @@ export async function updateRefs(repo: StoreRepository, tx: RefTransaction, opti
           }
           if (atomically() || (accepted().length === 0 && tx.head === undefined)) return undefined;
         }
-        for (const { e } of accepted()) {
+        // Edits that change something (with doneIfAlreadyNew, a ref may hold its new value already).
+        const changing = accepted().filter(({ e }) => (refs.get(e.name)?.oid ?? ZERO_ID) !== e.new);
+        if (changing.length === 0 && (tx.head === undefined || tx.head === current.head)) return undefined;
+        for (const { e } of changing) {
           if (e.new === ZERO_ID) refs.delete(e.name);
           else refs.set(e.name, peeledEntry(e.name, e.new, peeled.get(e.new)));
         }
-        const addsObjects = staged !== undefined && accepted().some(({ e }) => e.new !== ZERO_ID);
+        const addsObjects = staged !== undefined && changing.some(({ e }) => e.new !== ZERO_ID);
         const layers = addsObjects && !listed.has(staged.entry.name) ? [{ ...staged.entry, generation: current.generation + 1 }, ...current.layers] : current.layers;
         used = addsObjects;
         return {
