@@ -11,7 +11,7 @@
 //
 // A write the operating system refuses for lack of room or rights (ENOSPC,
 // EDQUOT, EROFS, EACCES, EPERM) is ERR_STORE_IO, naming the file, with a hint.
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -30,6 +30,23 @@ export interface FsBlobStoreOptions {
 /** The version a conditional write names: the SHA-256 of the content. */
 function versionOf(content: Uint8Array): string {
   return createHash('sha256').update(content).digest('hex');
+}
+
+/** `mkdir -p`, with the real reason when it fails. */
+async function makeDirectories(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // A recursive mkdir says ENOENT when a parent could not be made (a read-only file system, no rights): make them one by one to learn why.
+    const missing: string[] = [];
+    for (let d = dir; d !== dirname(d) && !existsSync(d); d = dirname(d)) missing.unshift(d);
+    for (const d of missing) {
+      await mkdir(d).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+    }
+  }
 }
 
 /** Flushes a directory's entries (a rename in it) to disk; where a directory cannot be flushed, nothing. */
@@ -147,7 +164,7 @@ export class FsBlobStore implements BlobStore, LocalFiles, ConditionalWrites {
     const path = this.path(key);
     const dir = dirname(path);
     try {
-      await mkdir(dir, { recursive: true });
+      await makeDirectories(dir);
       const tmp = await this.writeTemp(path, body, options);
       try {
         await rename(tmp, path);
@@ -176,7 +193,7 @@ export class FsBlobStore implements BlobStore, LocalFiles, ConditionalWrites {
     const dir = dirname(path);
     throwIfAborted(options.signal);
     try {
-      await mkdir(dir, { recursive: true });
+      await makeDirectories(dir);
     } catch (err) {
       throw writeFailure(err, dir);
     }
@@ -241,7 +258,7 @@ export class FsBlobStore implements BlobStore, LocalFiles, ConditionalWrites {
   async ensureDirectory(key: string): Promise<void> {
     const path = this.path(key);
     try {
-      await mkdir(path, { recursive: true });
+      await makeDirectories(path);
     } catch (err) {
       throw writeFailure(err, path);
     }
