@@ -74,13 +74,20 @@ export const S3_FLAGS = {
   's3-storage-class': { type: 'string' },
   's3-sse': { type: 'string' },
   's3-kms-key-id': { type: 'string' },
+  's3-conditional-writes': { type: 'string' },
 } as const;
 
-/** The S3 options given by a command's --s3-* flags (those it declares); --s3-sse is checked. */
+
+/** The S3 options given by a command's --s3-* flags (those it declares); --s3-sse and --s3-conditional-writes are checked. */
 export function s3OptionsFrom(values: Record<string, unknown>, usage: string): S3Options {
   const sse = values['s3-sse'] as string | undefined;
   if (sse !== undefined && sse !== 'AES256' && sse !== 'aws:kms') throw new UsageError('--s3-sse takes AES256 or aws:kms', usage);
+  const conditional = values['s3-conditional-writes'] as string | undefined;
+  if (conditional !== undefined && conditional !== 'auto' && conditional !== 'on' && conditional !== 'off') {
+    throw new UsageError(`--s3-conditional-writes takes auto, on or off, not ${JSON.stringify(conditional)}`, usage);
+  }
   return {
+    conditionalWrites: conditional as S3Options['conditionalWrites'],
     endpoint: values['s3-endpoint'] as string | undefined,
     region: values['s3-region'] as string | undefined,
     forcePathStyle: values['s3-path-style'] === true ? true : undefined,

@@ -51,6 +51,10 @@ Stores:
     --s3-storage-class <c> storage class for new objects (e.g. STANDARD_IA)
     --s3-sse <mode>       server-side encryption: AES256 or aws:kms
     --s3-kms-key-id <id>  KMS key for aws:kms
+    --s3-conditional-writes auto|on|off
+                          compare-and-swap with S3's conditional writes: auto
+                          (default) probes once whether the service honours
+                          them; off takes the writer lock instead
     --cache-dir <dir>     where layers of an s3:// source are cached while reading
     --fsck <id>=<level>   a store target checks every object it receives as Git's
                           receive.fsckObjects does (strict); this sets one check

@@ -54,6 +54,9 @@ Options:
     --log-level <level>     fatal, error, warn, info (default), debug
     --s3-endpoint <url>     S3-compatible endpoint for an s3:// store
     --s3-path-style         path-style addressing
+    --s3-conditional-writes auto|on|off
+                            S3 conditional writes for compare-and-swap (default
+                            auto: probed once)
     -h, --help              show this help
 
 Hooks run with a clean environment, in a process group killed with them;
@@ -100,6 +103,7 @@ export const serveCommand: Command = {
         'log-level': { type: 'string' },
         's3-endpoint': { type: 'string' },
         's3-path-style': { type: 'boolean' },
+        's3-conditional-writes': { type: 'string' },
       },
       HELP,
     );

@@ -61,6 +61,10 @@ Stores:
     --s3-storage-class <c> storage class for the layers compaction writes
     --s3-sse <mode>       server-side encryption for them: AES256 or aws:kms
     --s3-kms-key-id <id>  KMS key for aws:kms
+    --s3-conditional-writes auto|on|off
+                          compare-and-swap with S3's conditional writes: auto
+                          (default) probes once whether the service honours
+                          them; off takes the writer lock instead
     --cache-dir <dir>     where layers of an s3:// store are cached while read
                           (verify reads the store itself: it downloads each
                           layer once into the temporary directory, $TMPDIR)

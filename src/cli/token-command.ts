@@ -43,6 +43,10 @@ Stores:
     --s3-endpoint <url>   S3-compatible endpoint (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS)
     --s3-region <name>    region (default $AWS_REGION, us-east-1)
     --s3-path-style       path-style addressing (default for IP and localhost endpoints)
+    --s3-conditional-writes auto|on|off
+                          compare-and-swap with S3's conditional writes: auto
+                          (default) probes once whether the service honours
+                          them; off takes the writer lock instead
 
 Output:
     --json                print a JSON report
@@ -62,10 +66,11 @@ const OPTIONS = {
   's3-endpoint': { type: 'string' },
   's3-region': { type: 'string' },
   's3-path-style': { type: 'boolean' },
+  's3-conditional-writes': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
-const SHARED = ['store', 's3-endpoint', 's3-region', 's3-path-style', 'json'];
+const SHARED = ['store', 's3-endpoint', 's3-region', 's3-path-style', 's3-conditional-writes', 'json'];
 const OWN: Record<string, SubcommandSpec> = {
   create: { args: 1, options: ['admin', 'read', 'write', 'region', 'repo', 'expires'], usage: 'token create takes one <user>' },
   ls: { args: 0, options: [], usage: 'token ls takes no arguments' },

@@ -75,6 +75,8 @@ export const ErrorCode = {
   StoreLocked: 'ERR_STORE_LOCKED',
   /** A new ref's objects are not all in the store (a connectivity check failed). */
   MissingObjects: 'ERR_MISSING_OBJECTS',
+  /** A file could not be written: the disk is full, a quota is exceeded, the file system is read-only, or permission is denied. */
+  StoreIo: 'ERR_STORE_IO',
 
   // mirror
   /** The target refused one or more ref updates. */
@@ -133,4 +135,30 @@ export function isPackferryError(err: unknown, code?: ErrorCode): err is Packfer
 /** Throws an ERR_INTERNAL error: for states that are bugs, never bad input. */
 export function assertInvariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new PackferryError(ErrorCode.Internal, `internal error: ${message}`);
+}
+
+/** Why the operating system refused a write, and what to do about it (by errno code). */
+const WRITE_FAILURES: Record<string, { what: string; hint: (dir: string) => string }> = {
+  ENOSPC: { what: 'no space left on the device', hint: (dir) => `the disk is full: free space on the file system that holds ${dir}, or use another one` },
+  EDQUOT: { what: 'the disk quota is exceeded', hint: (dir) => `the disk quota is exceeded: free space under ${dir}, or raise the quota` },
+  EROFS: { what: 'the file system is read-only', hint: (dir) => `${dir} is on a read-only file system: remount it read-write, or use another directory` },
+  EACCES: { what: 'permission denied', hint: (dir) => `permission denied: check the owner and mode of ${dir} (and the directories above it)` },
+  EPERM: { what: 'operation not permitted', hint: (dir) => `operation not permitted: check the owner, mode and attributes (chattr) of ${dir}` },
+};
+
+/**
+ * A failed write to local storage as ERR_STORE_IO when the operating system
+ * refused it for lack of room or rights (ENOSPC, EDQUOT, EROFS, EACCES,
+ * EPERM), naming the file and what to do; anything else is returned as it
+ * is. `dir` is what the hint names (default: the file's path).
+ */
+export function writeFailure(err: unknown, path: string, dir = path): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (err instanceof PackferryError || typeof code !== 'string' || !Object.hasOwn(WRITE_FAILURES, code)) return err;
+  const known = WRITE_FAILURES[code];
+  return new PackferryError(ErrorCode.StoreIo, `cannot write ${path}: ${known.what} (${code})`, {
+    cause: err,
+    hint: known.hint(dir),
+    details: { path, errno: code },
+  });
 }

@@ -4,11 +4,12 @@
 // completed by appending the missing bases (`--fix-thin`); the result is a
 // version 2 index identical to Git's for the same pack.
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { deflateSync, crc32 } from 'node:zlib';
 import { throwIfAborted } from '../core/abort.js';
-import { PackferryError, ErrorCode } from '../core/errors.js';
+import { PackferryError, ErrorCode, writeFailure } from '../core/errors.js';
 import { SHA1, type HashAlgorithm } from '../core/hash.js';
 import { withLimits, type Limits } from '../core/limits.js';
 import { FsckCollector, mergeFindings, type FsckFindings, type FsckOptions } from '../core/fsck.js';
@@ -263,7 +264,12 @@ export async function indexPackStream(
   const progress = options.progress ?? noProgress;
   let recorder: EntryRecorder | undefined;
   let trailer: PackTrailer;
-  const fh = await open(packPath, 'wx+');
+  let fh: FileHandle;
+  try {
+    fh = await open(packPath, 'wx+');
+  } catch (err) {
+    throw writeFailure(err, packPath, dirname(packPath));
+  }
   try {
     const scanner = new PackScanner({
       hashAlgorithm: algo,
@@ -308,7 +314,8 @@ export async function indexPackStream(
   } catch (err) {
     await fh.close().catch(() => {});
     await unlink(packPath).catch(() => {});
-    throw err;
+    // A full disk (or no rights) is the storage's problem, not a bug: ERR_STORE_IO.
+    throw writeFailure(err, packPath, dirname(packPath));
   }
   try {
     let memory: Buffer | undefined;
@@ -320,7 +327,7 @@ export async function indexPackStream(
     return await resolveAndIndex(packPath, memory, trailer, recorder!, options);
   } catch (err) {
     await unlink(packPath).catch(() => {});
-    throw err;
+    throw writeFailure(err, packPath, dirname(packPath));
   }
 }
 

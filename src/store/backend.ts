@@ -40,13 +40,18 @@ export interface BlobStore {
   close(): Promise<void>;
 }
 
-/** Keys are relative, '/'-separated, without '.', '..' or empty segments: checked before they reach a backend. */
+/**
+ * Keys are relative, '/'-separated, without '.', '..' or empty segments, and
+ * no segment ends in ".lock" (a directory store keeps `<file>.lock` for its
+ * lock files, as Git does for refs): checked before they reach a backend.
+ */
 export function checkKey(key: string): string {
   if (key === '' || key.startsWith('/') || key.endsWith('/') || key.includes('\\') || key.includes('\0')) {
     throw new PackferryError(ErrorCode.InvalidUrl, `bad store key ${JSON.stringify(key)}`);
   }
   for (const part of key.split('/')) {
     if (part === '' || part === '.' || part === '..') throw new PackferryError(ErrorCode.InvalidUrl, `bad store key ${JSON.stringify(key)}`);
+    if (part.endsWith('.lock')) throw new PackferryError(ErrorCode.InvalidUrl, `bad store key ${JSON.stringify(key)}: a name ending in ".lock" is kept for lock files`);
   }
   return key;
 }

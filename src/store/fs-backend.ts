@@ -1,19 +1,79 @@
 // The directory backend: keys are files under a root directory. Writes go
 // to a temporary file in the same directory, are flushed to disk, and are
-// renamed into place, so a reader (or a crash) sees the old file or the new
-// one, never a partial one.
-import { createReadStream } from 'node:fs';
+// renamed into place, and the directory is flushed too, so a reader (or a
+// crash) sees the old file or the new one, never a partial one.
+//
+// Compare-and-swap of one file (ConditionalWrites) follows Git's lockfile
+// discipline (lockfile.ts): `<file>.lock` taken exclusively, the current
+// file read and its version (the SHA-256 of its content) compared, the new
+// content written to a temporary file, flushed and renamed into place, the
+// lock removed. Neither locks nor temporary files are ever listed.
+//
+// A write the operating system refuses for lack of room or rights (ENOSPC,
+// EDQUOT, EROFS, EACCES, EPERM) is ERR_STORE_IO, naming the file, with a hint.
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { PackferryError, ErrorCode } from '../core/errors.js';
-import { checkKey, type BlobInfo, type BlobStore, type LocalFiles, type PutOptions } from './backend.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { throwIfAborted } from '../core/abort.js';
+import { PackferryError, ErrorCode, writeFailure } from '../core/errors.js';
+import { checkKey, type BlobInfo, type BlobStore, type ConditionalWrites, type LocalFiles, type PutOptions, type VersionedBlob } from './backend.js';
+import { DEFAULT_LOCK_WAIT_MS, DEFAULT_STALE_LOCK_MS, LOCK_SUFFIX, lockFile, TEMP_PREFIX } from './lockfile.js';
 
-export class FsBlobStore implements BlobStore, LocalFiles {
+export interface FsBlobStoreOptions {
+  /** How long a compare-and-swap waits for another writer's lock on the same file (default 10 s). */
+  lockWaitMs?: number;
+  /** A file lock older than this is taken over (default 30 s). */
+  staleLockMs?: number;
+}
+
+/** The version a conditional write names: the SHA-256 of the content. */
+function versionOf(content: Uint8Array): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** `mkdir -p`, with the real reason when it fails. */
+async function makeDirectories(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // A recursive mkdir says ENOENT when a parent could not be made (a read-only file system, no rights): make them one by one to learn why.
+    const missing: string[] = [];
+    for (let d = dir; d !== dirname(d) && !existsSync(d); d = dirname(d)) missing.unshift(d);
+    for (const d of missing) {
+      await mkdir(d).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+    }
+  }
+}
+
+/** Flushes a directory's entries (a rename in it) to disk; where a directory cannot be flushed, nothing. */
+async function syncDirectory(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some file systems refuse fsync on a directory (EINVAL); the rename stands.
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+export class FsBlobStore implements BlobStore, LocalFiles, ConditionalWrites {
   readonly description: string;
+  private readonly lockWaitMs: number;
+  private readonly staleLockMs: number;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    options: FsBlobStoreOptions = {},
+  ) {
     this.description = root;
+    this.lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
+    this.staleLockMs = options.staleLockMs ?? DEFAULT_STALE_LOCK_MS;
   }
 
   private path(key: string): string {
@@ -77,10 +137,9 @@ export class FsBlobStore implements BlobStore, LocalFiles {
     }
   }
 
-  async put(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<void> {
-    const path = this.path(key);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = join(dirname(path), `.tmp-${randomBytes(8).toString('hex')}`);
+  /** Writes `body` to a new temporary file beside `path`, flushed; returns its name. */
+  private async writeTemp(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions): Promise<string> {
+    const tmp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     const fh = await open(tmp, 'wx', options.secret === true ? 0o600 : 0o644);
     try {
       if (body instanceof Uint8Array) {
@@ -93,7 +152,7 @@ export class FsBlobStore implements BlobStore, LocalFiles {
       }
       await fh.sync();
       await fh.close();
-      await rename(tmp, path);
+      return tmp;
     } catch (err) {
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -101,8 +160,70 @@ export class FsBlobStore implements BlobStore, LocalFiles {
     }
   }
 
+  async put(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<void> {
+    const path = this.path(key);
+    const dir = dirname(path);
+    try {
+      await makeDirectories(dir);
+      const tmp = await this.writeTemp(path, body, options);
+      try {
+        await rename(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+      await syncDirectory(dir);
+    } catch (err) {
+      throw writeFailure(err, path, dir);
+    }
+  }
+
+  /** Compare-and-swap of single files: this backend always has it. */
+  async conditionalWrites(): Promise<ConditionalWrites> {
+    return this;
+  }
+
+  async getVersioned(key: string): Promise<VersionedBlob | undefined> {
+    const body = await this.get(key);
+    return body === undefined ? undefined : { body, version: versionOf(body) };
+  }
+
+  async putIfVersion(key: string, body: Uint8Array, expected: string | undefined, options: PutOptions = {}): Promise<boolean> {
+    const path = this.path(key);
+    const dir = dirname(path);
+    throwIfAborted(options.signal);
+    try {
+      await makeDirectories(dir);
+    } catch (err) {
+      throw writeFailure(err, dir);
+    }
+    const lock = await lockFile(path, { waitMs: this.lockWaitMs, staleMs: this.staleLockMs, signal: options.signal });
+    let tmp: string | undefined;
+    try {
+      const current = await this.get(key);
+      if ((current === undefined ? undefined : versionOf(current)) !== expected) return false;
+      tmp = await this.writeTemp(path, body, options);
+      // Taken over as stale meanwhile (this writer stalled for staleLockMs): another write may have come first.
+      if (!(await lock.stillHeld())) return false;
+      await rename(tmp, path);
+      tmp = undefined;
+      await syncDirectory(dir);
+      return true;
+    } catch (err) {
+      throw writeFailure(err, path, dir);
+    } finally {
+      if (tmp !== undefined) await unlink(tmp).catch(() => {});
+      await lock.release();
+    }
+  }
+
   async delete(key: string): Promise<void> {
-    await rm(this.path(key), { force: true });
+    const path = this.path(key);
+    try {
+      await rm(path, { force: true });
+    } catch (err) {
+      throw writeFailure(err, path, dirname(path));
+    }
   }
 
   async list(prefix: string): Promise<BlobInfo[]> {
@@ -121,7 +242,7 @@ export class FsBlobStore implements BlobStore, LocalFiles {
       for (const e of entries) {
         const full = join(d, e.name);
         if (e.isDirectory()) await walk(full);
-        else if (e.isFile() && !e.name.startsWith('.tmp-')) {
+        else if (e.isFile() && !e.name.startsWith(TEMP_PREFIX) && !e.name.endsWith(LOCK_SUFFIX)) {
           const key = relative(this.root, full).split(sep).join('/');
           if (!key.startsWith(prefix)) continue;
           const info = await stat(full).catch(() => undefined);
@@ -135,7 +256,12 @@ export class FsBlobStore implements BlobStore, LocalFiles {
 
   /** Creates an empty directory (Git wants refs/ to exist in a repository; blobs alone cannot make one). */
   async ensureDirectory(key: string): Promise<void> {
-    await mkdir(this.path(key), { recursive: true });
+    const path = this.path(key);
+    try {
+      await makeDirectories(path);
+    } catch (err) {
+      throw writeFailure(err, path);
+    }
   }
 
   async close(): Promise<void> {}

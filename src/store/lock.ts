@@ -92,11 +92,15 @@ export function processIsRunning(pid: number): boolean {
   }
 }
 
-/** A lock file written by a process of this host that has exited. */
-export async function heldByDeadLocalProcess(store: BlobStore, key: string): Promise<boolean> {
-  const body = await readLockOwner(store, key);
+/** Whether what a lock file says names a process of this host that has exited (this process never has). */
+export function ownerIsDeadLocalProcess(body: { host?: unknown; pid?: unknown } | undefined): boolean {
   if (body?.host !== hostname() || typeof body.pid !== 'number' || !Number.isInteger(body.pid) || body.pid <= 0) return false;
   return body.pid !== process.pid && !processIsRunning(body.pid);
+}
+
+/** A lock file written by a process of this host that has exited. */
+export async function heldByDeadLocalProcess(store: BlobStore, key: string): Promise<boolean> {
+  return ownerIsDeadLocalProcess(await readLockOwner(store, key));
 }
 
 function startRefreshing(store: BlobStore, key: string, body: Buffer, staleMs: number): WriterLock {

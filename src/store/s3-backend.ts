@@ -26,7 +26,21 @@
 // backoff) retries 500/502/503/504, throttling (SlowDown, 429), timeouts and
 // dropped connections; every body sent is a Buffer, so each try can resend it.
 // Failures become PackferryErrors (s3-errors.ts).
-import { createHash } from 'node:crypto';
+//
+// Conditional writes (ConditionalWrites, compare-and-swap of one object) are
+// S3's own (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html):
+// the version is the object's ETag; PutObject with If-Match: <ETag> writes
+// only over that version, with If-None-Match: * only where there is no
+// object. 412 PreconditionFailed, and 404 NoSuchKey for If-Match where the
+// object is gone, mean another write came first; 409
+// ConditionalRequestConflict (a conflicting operation during the upload) is
+// tried again a few times. An S3-compatible service may ignore the headers,
+// so whether it honours them is probed once per endpoint and bucket (a
+// probe object under the store's prefix, created twice with If-None-Match
+// and overwritten with a wrong If-Match: both must be refused) and
+// remembered for the process; `conditionalWrites: 'on' | 'off'` skips the
+// probe.
+import { createHash, randomBytes } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -45,7 +59,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
-import { checkKey, type BlobInfo, type BlobStore, type PutOptions } from './backend.js';
+import { checkKey, type BlobInfo, type BlobStore, type ConditionalWrites, type PutOptions, type VersionedBlob } from './backend.js';
 import { contentTypeFor } from './s3-content-type.js';
 import { isNoSuchKey, mapS3Error, type S3ErrorContext } from './s3-errors.js';
 import {
@@ -99,6 +113,51 @@ export interface S3BlobStoreOptions {
   listPageSize?: number;
   /** Where endpoint and region defaults come from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * S3's conditional writes (If-Match / If-None-Match on PutObject): 'auto'
+   * (default) probes once whether the service honours them, 'on' trusts
+   * that it does, 'off' never uses them (writers take the writer lock).
+   */
+  conditionalWrites?: ConditionalWritesMode;
+}
+
+export type ConditionalWritesMode = 'auto' | 'on' | 'off';
+
+/** Whether a service honours conditional writes, by endpoint and bucket: probed once per process. */
+const probes = new Map<string, Promise<boolean>>();
+
+/** Tries of a conditional put that S3 answers 409 ConditionalRequestConflict. */
+const CONFLICT_TRIES = 4;
+
+interface SdkError {
+  name?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+}
+
+function sdkStatus(err: unknown): number | undefined {
+  return (err as SdkError | undefined)?.$metadata?.httpStatusCode;
+}
+
+function sdkCode(err: unknown): string | undefined {
+  const e = err as SdkError | undefined;
+  return e?.Code ?? e?.name;
+}
+
+/** A refused precondition: 412, or 404 for If-Match where there is no object. */
+function isPreconditionFailed(err: unknown): boolean {
+  return sdkStatus(err) === 412 || sdkCode(err) === 'PreconditionFailed';
+}
+
+function isConditionalConflict(err: unknown): boolean {
+  return sdkStatus(err) === 409 && sdkCode(err) !== 'BucketAlreadyExists';
+}
+
+/** The service does not know the conditional headers (501 NotImplemented, or 400 refusing them). */
+function isNotImplemented(err: unknown): boolean {
+  const status = sdkStatus(err);
+  const code = sdkCode(err);
+  return status === 501 || code === 'NotImplemented' || (status === 400 && (code === 'InvalidArgument' || code === 'InvalidRequest'));
 }
 
 interface ResponseBody extends AsyncIterable<Uint8Array> {
@@ -197,7 +256,7 @@ function compareKeys(a: BlobInfo, b: BlobInfo): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
-export class S3BlobStore implements BlobStore {
+export class S3BlobStore implements BlobStore, ConditionalWrites {
   readonly description: string;
   readonly bucket: string;
   readonly prefix: string;
@@ -215,6 +274,7 @@ export class S3BlobStore implements BlobStore {
   private readonly serverSideEncryption: 'AES256' | 'aws:kms' | undefined;
   private readonly kmsKeyId: string | undefined;
   private readonly listPageSize: number;
+  readonly conditionalWritesMode: ConditionalWritesMode;
 
   /** A store for `s3://BUCKET/PREFIX`, with further options. */
   static fromUrl(url: string, options: Omit<S3BlobStoreOptions, 'bucket' | 'prefix'> = {}): S3BlobStore {
@@ -237,6 +297,10 @@ export class S3BlobStore implements BlobStore {
     this.storageClass = options.storageClass;
     this.serverSideEncryption = options.serverSideEncryption;
     this.kmsKeyId = options.kmsKeyId;
+    this.conditionalWritesMode = options.conditionalWrites ?? 'auto';
+    if (this.conditionalWritesMode !== 'auto' && this.conditionalWritesMode !== 'on' && this.conditionalWritesMode !== 'off') {
+      throw new PackferryError(ErrorCode.Usage, `conditionalWrites is auto, on or off, not ${JSON.stringify(this.conditionalWritesMode)}`);
+    }
     if (this.kmsKeyId !== undefined && this.serverSideEncryption !== 'aws:kms') {
       throw new PackferryError(ErrorCode.Usage, 'kmsKeyId needs serverSideEncryption "aws:kms"');
     }
@@ -549,6 +613,97 @@ export class S3BlobStore implements BlobStore {
       seen.add(token);
     }
     return out.sort(compareKeys);
+  }
+
+  // -------------------------------------------------------------------------
+  // Conditional writes.
+
+  /** This store's compare-and-swap, when the service honours S3's conditional writes (probed once; see the header). */
+  async conditionalWrites(signal?: AbortSignal): Promise<ConditionalWrites | undefined> {
+    if (this.conditionalWritesMode === 'off') return undefined;
+    if (this.conditionalWritesMode === 'on') return this;
+    const id = `${this.endpoint ?? `aws:${this.region}`}\n${this.bucket}`;
+    let probe = probes.get(id);
+    if (probe === undefined) {
+      probe = this.probeConditionalWrites(signal);
+      probes.set(id, probe);
+      // A probe that could not run (network, credentials) decides nothing: the next caller probes again.
+      probe.catch(() => probes.delete(id));
+    }
+    return (await abortable(probe, signal)) ? this : undefined;
+  }
+
+  /** Whether the service refuses what S3 refuses: a second create with If-None-Match: *, and a put with a wrong If-Match. */
+  private async probeConditionalWrites(signal: AbortSignal | undefined): Promise<boolean> {
+    const key = `packferry/probe-conditional-writes-${randomBytes(8).toString('hex')}`;
+    const body = Buffer.from('packferry conditional writes probe\n');
+    const attempt = async (condition: { IfMatch?: string; IfNoneMatch?: string }): Promise<'written' | 'refused' | 'unsupported'> => {
+      try {
+        await this.conditionalPut(key, body, condition, { contentType: 'text/plain; charset=utf-8', signal });
+        return 'written';
+      } catch (err) {
+        if (isPreconditionFailed(err) || isConditionalConflict(err)) return 'refused';
+        if (isNotImplemented(err)) return 'unsupported';
+        throw mapS3Error(err, this.context('probe conditional writes with', this.prefix + key, signal));
+      }
+    };
+    try {
+      if ((await attempt({ IfNoneMatch: '*' })) !== 'written') return false;
+      if ((await attempt({ IfNoneMatch: '*' })) !== 'refused') return false;
+      return (await attempt({ IfMatch: '"00000000000000000000000000000000"' })) === 'refused';
+    } finally {
+      await this.delete(key).catch(() => {});
+    }
+  }
+
+  /** One PutObject with a condition; the SDK's error as it is. */
+  private async conditionalPut(key: string, data: Uint8Array, condition: { IfMatch?: string; IfNoneMatch?: string }, options: PutOptions) {
+    throwIfAborted(options.signal);
+    const params = this.objectParams(key, options);
+    return this.client.send(new PutObjectCommand({ ...params, ...condition, Body: data, ContentLength: data.length, ContentMD5: md5Base64(data) }), {
+      abortSignal: options.signal,
+    });
+  }
+
+  async getVersioned(key: string, signal?: AbortSignal): Promise<VersionedBlob | undefined> {
+    const full = this.fullKey(key);
+    const out = await this.getObject('get', full, undefined, signal);
+    if (out === undefined) return undefined;
+    const body = await this.readBody(out.Body as unknown as ResponseBody, 'get', full, signal, out.ContentLength);
+    if (out.ETag === undefined) throw new PackferryError(ErrorCode.Protocol, `${this.description}: no ETag for ${key}`, { hint: 'the service does not send ETags: use --s3-conditional-writes off' });
+    return { body, version: out.ETag };
+  }
+
+  async putIfVersion(key: string, body: Uint8Array, expected: string | undefined, options: PutOptions = {}): Promise<boolean> {
+    const full = this.fullKey(key);
+    const condition = expected === undefined ? { IfNoneMatch: '*' } : { IfMatch: expected };
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.conditionalPut(key, body, condition, options);
+        return true;
+      } catch (err) {
+        if (options.signal?.aborted) throw mapS3Error(err, this.context('put', full, options.signal));
+        const attempts = (err as SdkError).$metadata?.attempts ?? 1;
+        if (isPreconditionFailed(err) || (expected !== undefined && isNoSuchKey(err))) {
+          // Refused after the SDK tried again: the first try may have been written and its answer lost.
+          if (attempts > 1) return this.holds(key, body, options.signal);
+          return false;
+        }
+        if (isConditionalConflict(err)) {
+          // S3: "a conflicting operation occurred during the upload": try again (the condition decides anew), then give up.
+          if (tries >= CONFLICT_TRIES) return false;
+          await new Promise((resolve) => setTimeout(resolve, 10 * tries + Math.random() * 20 * tries));
+          continue;
+        }
+        throw mapS3Error(err, this.context('put', full, options.signal));
+      }
+    }
+  }
+
+  /** Whether the object is `body` now (a conditional put whose answer was lost landed). */
+  private async holds(key: string, body: Uint8Array, signal: AbortSignal | undefined): Promise<boolean> {
+    const now = await this.get(key, signal);
+    return now !== undefined && Buffer.from(body.buffer, body.byteOffset, body.byteLength).equals(now);
   }
 
   async close(): Promise<void> {

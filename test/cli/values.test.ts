@@ -1,7 +1,7 @@
 // The parsers of option values shared by every command (src/cli/common.ts).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseByteSize, parseCount, parseDuration, UsageError } from '../../src/cli/common.js';
+import { parseByteSize, parseCount, parseDuration, s3OptionsFrom, UsageError } from '../../src/cli/common.js';
 
 describe('parseDuration', () => {
   it('reads units, fractions and plain seconds', () => {
@@ -45,5 +45,15 @@ describe('parseCount', () => {
   it('takes positive whole numbers only', () => {
     assert.equal(parseCount('8', '--max-requests', 'usage'), 8);
     for (const bad of ['0', '-3', '1.5', 'many', '', '12345678901']) assert.throws(() => parseCount(bad, '--max-requests', 'usage'), UsageError, bad);
+  });
+});
+
+describe('s3OptionsFrom', () => {
+  it('--s3-conditional-writes takes auto, on or off; anything else is a usage error naming the option', () => {
+    for (const mode of ['auto', 'on', 'off'] as const) assert.equal(s3OptionsFrom({ 's3-conditional-writes': mode }, 'usage').conditionalWrites, mode);
+    assert.equal(s3OptionsFrom({}, 'usage').conditionalWrites, undefined, 'unset: the store decides (auto)');
+    for (const bad of ['yes', 'true', '', 'AUTO']) {
+      assert.throws(() => s3OptionsFrom({ 's3-conditional-writes': bad }, 'usage'), (err: unknown) => err instanceof UsageError && err.message.startsWith('--s3-conditional-writes takes auto, on or off'), bad);
+    }
   });
 });

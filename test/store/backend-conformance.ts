@@ -2,13 +2,17 @@
 // one storage suite against each storer): the semantics src/store/backend.ts
 // promises, checked against a real backend — a directory, or a real
 // S3-compatible server. A backend's test file calls backendConformance()
-// with a factory for fresh, empty stores.
+// with a factory for fresh, empty stores, and whether the store must offer
+// compare-and-swap (ConditionalWrites): then its contract is checked too —
+// create-if-absent once, updates only from the current version, exactly one
+// winner among racing writers, no lost update, no partial blob, no lock or
+// temporary file ever listed.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { ErrorCode, isPackferryError } from '../../src/core/errors.js';
-import type { BlobStore } from '../../src/store/backend.js';
+import { conditionalWrites, type BlobStore, type ConditionalWrites } from '../../src/store/backend.js';
 
 export interface BackendUnderTest {
   store: BlobStore;
@@ -63,7 +67,12 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
   );
 }
 
-export function backendConformance(name: string, makeStore: () => Promise<BackendUnderTest>): void {
+export interface ConformanceOptions {
+  /** Whether `conditionalWrites(store)` must give the ability (true) or undefined (false). */
+  conditionalWrites: boolean;
+}
+
+export function backendConformance(name: string, makeStore: () => Promise<BackendUnderTest>, options: ConformanceOptions): void {
   describe(`BlobStore conformance: ${name}`, () => {
     const made: BackendUnderTest[] = [];
     const fresh = async (): Promise<BackendUnderTest> => {
@@ -310,7 +319,7 @@ export function backendConformance(name: string, makeStore: () => Promise<Backen
 
     it('bad keys (.., leading /, empty segments...) are rejected with a PackferryError before any I/O', async () => {
       const { store } = await fresh();
-      const bad = ['', '../escape', 'a/../b', '/abs', 'a//b', 'dir/', './a', 'a/.', 'a\\b', 'nul\0byte', '..'];
+      const bad = ['', '../escape', 'a/../b', '/abs', 'a//b', 'dir/', './a', 'a/.', 'a\\b', 'nul\0byte', '..', 'packferry/manifest.json.lock', 'refs.lock/heads/x'];
       for (const key of bad) {
         const what = JSON.stringify(key);
         await rejectsWithCode(Promise.resolve().then(() => store.get(key)), ErrorCode.InvalidUrl, `get ${what}`);
@@ -345,6 +354,154 @@ export function backendConformance(name: string, makeStore: () => Promise<Backen
         assert.deepEqual(await leftovers(), []);
       }
       assert.deepEqual((await store.list('')).map((i) => i.key), ['objects/pack/pack-fail.pack', 'refs/heads/small']);
+    });
+
+    if (!options.conditionalWrites) {
+      it('conditional writes: conditionalWrites() gives undefined (writers fall back to the writer lock)', async () => {
+        const { store } = await fresh();
+        assert.equal(await conditionalWrites(store), undefined);
+        assert.equal(await conditionalWrites(store), undefined, 'the same answer again (remembered)');
+        assert.deepEqual(await store.list(''), [], 'nothing of a probe is left');
+      });
+      return;
+    }
+
+    const cas = async (store: BlobStore): Promise<ConditionalWrites> => {
+      const ability = await conditionalWrites(store);
+      assert.ok(ability !== undefined, 'conditionalWrites() gives the ability');
+      return ability;
+    };
+
+    it('conditional writes: create-if-absent succeeds once; a second create is refused and changes nothing', async () => {
+      const { store } = await fresh();
+      const c = await cas(store);
+      assert.equal(await c.getVersioned('packferry/manifest.json'), undefined);
+      assert.equal(await c.putIfVersion('packferry/manifest.json', Buffer.from('first\n'), undefined), true);
+      assert.equal(await c.putIfVersion('packferry/manifest.json', Buffer.from('second\n'), undefined), false);
+      const now = await c.getVersioned('packferry/manifest.json');
+      assert.ok(now !== undefined);
+      assert.deepEqual(now.body, Buffer.from('first\n'));
+      assert.equal(typeof now.version, 'string');
+      assert.ok(now.version.length > 0);
+      assert.deepEqual(await store.get('packferry/manifest.json'), Buffer.from('first\n'), 'get sees what putIfVersion wrote');
+      // A create in a new "directory", and of an empty body.
+      assert.equal(await c.putIfVersion('deep/new/doc.json', new Uint8Array(0), undefined), true);
+      assert.deepEqual(await store.get('deep/new/doc.json'), Buffer.alloc(0));
+      assert.deepEqual((await store.list('')).map((i) => i.key), ['deep/new/doc.json', 'packferry/manifest.json']);
+    });
+
+    it('conditional writes: an update from the current version succeeds; from a stale version, or of a missing blob, it is refused', async () => {
+      const { store } = await fresh();
+      const c = await cas(store);
+      const key = 'packferry/settings.json';
+      await store.put(key, Buffer.from('{"v":1}'));
+      const v1 = await c.getVersioned(key);
+      assert.ok(v1 !== undefined);
+      assert.deepEqual(v1.body, Buffer.from('{"v":1}'));
+      assert.equal(await c.putIfVersion(key, Buffer.from('{"v":2}'), v1.version), true);
+      assert.equal(await c.putIfVersion(key, Buffer.from('{"v":3}'), v1.version), false, 'a stale version is refused');
+      assert.equal(await c.putIfVersion(key, Buffer.from('{"v":3}'), undefined), false, 'a create over an existing blob is refused');
+      const v2 = await c.getVersioned(key);
+      assert.ok(v2 !== undefined);
+      assert.deepEqual(v2.body, Buffer.from('{"v":2}'));
+      assert.notEqual(v2.version, v1.version);
+      // An unconditional put is a new version too.
+      await store.put(key, Buffer.from('{"v":"put"}'));
+      assert.equal(await c.putIfVersion(key, Buffer.from('{"v":4}'), v2.version), false, 'a version replaced by a plain put is stale');
+      const v3 = await c.getVersioned(key);
+      assert.ok(v3 !== undefined);
+      assert.equal(await c.putIfVersion(key, Buffer.from('{"v":4}'), v3.version), true);
+      assert.deepEqual(await store.get(key), Buffer.from('{"v":4}'));
+      // A version of a blob that was deleted names nothing.
+      await store.delete(key);
+      assert.equal(await c.putIfVersion(key, Buffer.from('{"v":5}'), v3.version), false, 'an update of a deleted blob is refused');
+      assert.equal(await store.get(key), undefined);
+      assert.equal(await c.putIfVersion('never-there', Buffer.from('x'), v1.version), false, 'an update of a missing blob is refused');
+      assert.deepEqual(await store.list(''), []);
+      for (const bad of ['../escape', 'a//b', 'x.lock']) {
+        await rejectsWithCode(Promise.resolve().then(() => c.putIfVersion(bad, Buffer.from('x'), undefined)), ErrorCode.InvalidUrl, `putIfVersion ${bad}`);
+        await rejectsWithCode(Promise.resolve().then(() => c.getVersioned(bad)), ErrorCode.InvalidUrl, `getVersioned ${bad}`);
+      }
+    });
+
+    it('conditional writes: of many writers racing from one version exactly one wins, and its body is what is stored', async () => {
+      const { store, leftovers } = await fresh();
+      const c = await cas(store);
+      const key = 'packferry/manifest.json';
+      // Racing creates.
+      const creates = await Promise.all(Array.from({ length: 12 }, (_, i) => c.putIfVersion(key, Buffer.from(`create ${i}\n`), undefined)));
+      assert.equal(creates.filter(Boolean).length, 1, `one create wins (${creates.join(' ')})`);
+      assert.deepEqual(await store.get(key), Buffer.from(`create ${creates.indexOf(true)}\n`));
+      // Racing updates from the same version.
+      for (let round = 0; round < 3; round++) {
+        const base = await c.getVersioned(key);
+        assert.ok(base !== undefined);
+        const bodies = Array.from({ length: 12 }, (_, i) => Buffer.from(`round ${round} writer ${i}\n`));
+        const won = await Promise.all(bodies.map((b) => c.putIfVersion(key, b, base.version)));
+        assert.equal(won.filter(Boolean).length, 1, `round ${round}: exactly one writer wins (${won.join(' ')})`);
+        assert.deepEqual(await store.get(key), bodies[won.indexOf(true)], `round ${round}: the winner's body is stored`);
+      }
+      assert.deepEqual((await store.list('')).map((i) => i.key), [key]);
+      assert.deepEqual(await leftovers(), []);
+    });
+
+    it('conditional writes: concurrent read-modify-write loops lose no update', async () => {
+      const { store } = await fresh();
+      const c = await cas(store);
+      const key = 'counter';
+      const workers = 6;
+      const each = 4;
+      let conflicts = 0;
+      const work = async (): Promise<void> => {
+        for (let done = 0; done < each; ) {
+          const now = await c.getVersioned(key);
+          const n = now === undefined ? 0 : Number(now.body.toString());
+          if (await c.putIfVersion(key, Buffer.from(String(n + 1)), now?.version)) done++;
+          else conflicts++;
+        }
+      };
+      await Promise.all(Array.from({ length: workers }, work));
+      assert.equal((await store.get(key))?.toString(), String(workers * each), `every increment counted (${conflicts} conflicts retried)`);
+    });
+
+    it('conditional writes: readers never see a partial blob, and list() never shows locks or temporary files', async () => {
+      const { store, leftovers } = await fresh();
+      const c = await cas(store);
+      const key = 'objects/info/big.json';
+      const rounds = 4;
+      const values = Array.from({ length: 2 * rounds + 1 }, () => randomBytes(2 * MIB));
+      const known = new Map(values.map((v, i) => [sha256(v), i]));
+      await store.put('objects/info/other', Buffer.from('other'));
+      assert.equal(await c.putIfVersion(key, values[0], undefined), true);
+      let writing = true;
+      const seen = new Set<number>();
+      const listings: string[][] = [];
+      const reader = async (): Promise<void> => {
+        for (let n = 0; writing || n < 2; n++) {
+          const got = await store.get(key);
+          assert.ok(got !== undefined, 'the blob never disappears during a compare-and-swap');
+          const which = known.get(sha256(got));
+          assert.ok(which !== undefined, `a read saw none of the values (${got.length} bytes): a partial blob`);
+          seen.add(which);
+        }
+      };
+      const lister = async (): Promise<void> => {
+        for (let n = 0; writing || n < 2; n++) listings.push((await store.list('objects/')).map((i) => i.key));
+      };
+      const busy = [reader(), reader(), lister()];
+      for (let round = 0; round < rounds; round++) {
+        const base = await c.getVersioned(key);
+        assert.ok(base !== undefined);
+        // Two writers race each round; one wins.
+        const won = await Promise.all([c.putIfVersion(key, values[2 * round + 1], base.version), c.putIfVersion(key, values[2 * round + 2], base.version)]);
+        assert.equal(won.filter(Boolean).length, 1, `round ${round}: one of two racing writers wins`);
+      }
+      writing = false;
+      await Promise.all(busy);
+      assert.ok(seen.size >= 1);
+      assert.ok(listings.length >= 2, `listed ${listings.length} times`);
+      for (const listed of listings) assert.deepEqual(listed, ['objects/info/big.json', 'objects/info/other'], 'only the keys, never a lock or a temporary file');
+      assert.deepEqual(await leftovers(), []);
     });
   });
 }

@@ -6,12 +6,20 @@
 // SlowDown and their limits, timeouts, refused connections, credentials,
 // a missing bucket, storage class and encryption headers, Content-Type,
 // multipart uploads cancelled by a signal or failed by the server (and
-// aborted), and list pagination. Faults come from a proxy in front of the
-// server that also records every request.
+// aborted), and list pagination; S3's conditional writes: the probe and
+// its cache, 'on' and 'off', a service that ignores the headers or refuses
+// them (501), 409 ConditionalRequestConflict retried, an answer lost after
+// the write landed, and s3rver's own answers (412, 404, 501, 409) with the
+// conditional writes the test server adds. Faults come from a proxy in
+// front of the server that also records every request. Two servers run:
+// one with conditional writes, one without (as s3rver 3.7.1 and some
+// S3-compatible services: the headers are ignored).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ErrorCode, isPackferryError, PackferryError } from '../../src/core/errors.js';
 import { parseS3Url, S3BlobStore, type S3BlobStoreOptions } from '../../src/store/s3-backend.js';
 import { bucketNameProblem, defaultForcePathStyle, resolveS3Endpoint } from '../../src/store/s3-url.js';
@@ -24,6 +32,7 @@ import {
   slowDown,
   startFaultProxy,
   startS3Server,
+  type Fault,
   type FaultProxy,
   type S3Server,
 } from '../support/s3-server.js';
@@ -37,19 +46,25 @@ const MIB = 1024 * 1024;
 
 let server: S3Server;
 let proxy: FaultProxy;
+/** A server that ignores conditional headers, and a proxy in front of it. */
+let plain: S3Server;
+let plainProxy: FaultProxy;
 const stores: S3BlobStore[] = [];
 let prefixes = 0;
 
 before(async () => {
-  server = await startS3Server({ buckets: [BUCKET] });
-  proxy = await startFaultProxy(server.port);
+  [server, plain] = await Promise.all([startS3Server({ buckets: [BUCKET], conditionalWrites: true }), startS3Server({ buckets: [BUCKET] })]);
+  [proxy, plainProxy] = await Promise.all([startFaultProxy(server.port), startFaultProxy(plain.port)]);
 });
 
 after(async () => {
   assert.ok(server === undefined || server.running(), `s3rver died during the tests:\n${server?.log()}`);
+  assert.ok(plain === undefined || plain.running(), `s3rver (without conditional writes) died during the tests:\n${plain?.log()}`);
   for (const store of stores) await store.close();
   await proxy?.stop();
+  await plainProxy?.stop();
   await server?.stop();
+  await plain?.stop();
 });
 
 /** A store on a fresh prefix, straight to s3rver unless an endpoint is given. */
@@ -83,14 +98,31 @@ async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, check?: (
   return caught;
 }
 
-backendConformance('S3 (s3rver 3.7.1 process)', async () => {
-  const store = makeStore();
-  return {
-    store,
-    cleanup: () => store.close(),
-    leftovers: async () => (await server.pendingUploads(BUCKET, store.prefix)).map((u) => u.key),
-  };
-});
+backendConformance(
+  'S3 (s3rver 3.7.1 process, with conditional writes)',
+  async () => {
+    const store = makeStore();
+    return {
+      store,
+      cleanup: () => store.close(),
+      leftovers: async () => (await server.pendingUploads(BUCKET, store.prefix)).map((u) => u.key),
+    };
+  },
+  { conditionalWrites: true },
+);
+
+backendConformance(
+  'S3 (s3rver 3.7.1 process, without conditional writes)',
+  async () => {
+    const store = makeStore({ endpoint: plain.endpoint });
+    return {
+      store,
+      cleanup: () => store.close(),
+      leftovers: async () => (await plain.pendingUploads(BUCKET, store.prefix)).map((u) => u.key),
+    };
+  },
+  { conditionalWrites: false },
+);
 
 describe('parseS3Url and endpoint settings', () => {
   it('parses s3://bucket/prefix into a bucket and a prefix ending with /', () => {
@@ -472,5 +504,172 @@ describe('uploads', () => {
     assert.equal(lists.length, 3, '7 keys in pages of 3');
     assert.ok(lists.every((r) => r.url.includes('list-type=2') && r.url.includes('max-keys=3')));
     assert.ok(lists.slice(1).every((r) => r.url.includes('continuation-token=')));
+  });
+});
+
+describe('conditional writes', () => {
+  /** A bucket no store of this process has probed yet (the probe is remembered per endpoint and bucket). */
+  let buckets = 0;
+  const freshBucket = async (on: S3Server): Promise<string> => {
+    const name = `cw-probe-${++buckets}-${randomBytes(3).toString('hex')}`;
+    await on.createBucket(name);
+    return name;
+  };
+  const conditionHeaders = (fault: FaultProxy) =>
+    fault.requests.filter((r) => r.method === 'PUT').map((r) => [r.headers['if-none-match'] ?? null, r.headers['if-match'] ?? null]);
+
+  it('auto probes once per endpoint and bucket: If-None-Match twice, a wrong If-Match, then the probe object is deleted', async () => {
+    const bucket = await freshBucket(server);
+    const store = proxied({ bucket });
+    const ability = await store.conditionalWrites();
+    assert.ok(ability !== undefined, 'a service with conditional writes is found to have them');
+    assert.deepEqual(conditionHeaders(proxy), [['*', null], ['*', null], [null, '"00000000000000000000000000000000"']]);
+    assert.deepEqual(proxy.requests.map((r) => [r.method, r.status]), [['PUT', 200], ['PUT', 412], ['PUT', 412], ['DELETE', 204]]);
+    assert.ok(proxy.requests.every((r) => r.url.includes(`/${store.prefix}packferry/probe-conditional-writes-`)), 'the probe object is under the store prefix');
+    assert.deepEqual(await store.list(''), [], 'the probe object is gone');
+    // Another store on the same endpoint and bucket, another prefix: no probe again.
+    proxy.clear();
+    const other = makeStore({ endpoint: proxy.endpoint, bucket });
+    assert.ok((await other.conditionalWrites()) !== undefined);
+    assert.equal(proxy.count(), 0, 'the answer is remembered');
+  });
+
+  it('auto on a service that ignores the headers: undefined (the second create was accepted), and remembered', async () => {
+    plainProxy.clear();
+    const bucket = await freshBucket(plain);
+    const store = makeStore({ endpoint: plainProxy.endpoint, bucket });
+    assert.equal(await store.conditionalWrites(), undefined);
+    assert.deepEqual(plainProxy.requests.map((r) => [r.method, r.status]), [['PUT', 200], ['PUT', 200], ['DELETE', 204]], 'the second create was not refused: no need to go on');
+    assert.deepEqual(await store.list(''), []);
+    plainProxy.clear();
+    assert.equal(await makeStore({ endpoint: plainProxy.endpoint, bucket }).conditionalWrites(), undefined);
+    assert.equal(plainProxy.count(), 0);
+  });
+
+  it("'on' trusts the service without a probe; against one that ignores the headers nothing is enforced, which is what auto's probe finds out", async () => {
+    plainProxy.clear();
+    const store = makeStore({ endpoint: plainProxy.endpoint, conditionalWrites: 'on' });
+    const ability = await store.conditionalWrites();
+    assert.ok(ability !== undefined);
+    assert.equal(plainProxy.count(), 0, 'no probe');
+    assert.equal(await ability.putIfVersion('doc', Buffer.from('one'), undefined), true);
+    // The service accepts the second create: the guarantee does not hold there.
+    assert.equal(await ability.putIfVersion('doc', Buffer.from('two'), undefined), true);
+    assert.deepEqual(conditionHeaders(plainProxy), [['*', null], ['*', null]], 'the headers were sent');
+    // The same requests against the service that honours them.
+    const honest = makeStore({ conditionalWrites: 'on' });
+    const c = await honest.conditionalWrites();
+    assert.ok(c !== undefined);
+    assert.equal(await c.putIfVersion('doc', Buffer.from('one'), undefined), true);
+    assert.equal(await c.putIfVersion('doc', Buffer.from('two'), undefined), false);
+  });
+
+  it("'off' never uses them and sends nothing; a bad mode is a usage error", async () => {
+    const store = proxied({ conditionalWrites: 'off' });
+    assert.equal(await store.conditionalWrites(), undefined);
+    assert.equal(proxy.count(), 0);
+    assert.throws(() => makeStore({ conditionalWrites: 'maybe' as never }), (err: unknown) => isPackferryError(err, ErrorCode.Usage));
+  });
+
+  it('a service answering 501 NotImplemented to the headers has none; a probe that cannot run is not remembered', async () => {
+    const bucket = await freshBucket(server);
+    const store = proxied({ bucket });
+    proxy.inject({ kind: 'error', status: 501, code: 'NotImplemented', message: 'A header you provided implies functionality that is not implemented' }, { method: 'PUT' });
+    assert.equal(await store.conditionalWrites(), undefined);
+    const refused = await freshBucket(server);
+    const denied = proxied({ bucket: refused });
+    proxy.inject({ kind: 'error', status: 403, code: 'AccessDenied', message: 'Access Denied' }, { method: 'PUT' });
+    await rejectsWith(denied.conditionalWrites(), ErrorCode.TransportAuth, (err) => assert.match(err.message, /probe conditional writes/));
+    proxy.clear();
+    assert.ok((await denied.conditionalWrites()) !== undefined, 'probed again, and found');
+    assert.ok(proxy.count('PUT') >= 3);
+  });
+
+  it('409 ConditionalRequestConflict is tried again; after four, the write reports that another came first', async () => {
+    const store = proxied({ conditionalWrites: 'on' });
+    const c = await store.conditionalWrites();
+    assert.ok(c !== undefined);
+    const conflict: Fault = { kind: 'error', status: 409, code: 'ConditionalRequestConflict', message: 'A conflicting operation occurred. If using PutObject you can retry the request.' };
+    proxy.inject(conflict, { method: 'PUT' });
+    assert.equal(await c.putIfVersion('doc', Buffer.from('one'), undefined), true);
+    assert.equal(proxy.count('PUT'), 2);
+    const v = await c.getVersioned('doc');
+    assert.ok(v !== undefined);
+    proxy.clear();
+    proxy.inject(conflict, { method: 'PUT', count: 4 });
+    assert.equal(await c.putIfVersion('doc', Buffer.from('two'), v.version), false);
+    assert.equal(proxy.count('PUT'), 4);
+    assert.deepEqual(await store.get('doc'), Buffer.from('one'), 'nothing written');
+    assert.equal(await c.putIfVersion('doc', Buffer.from('two'), v.version), true, 'the same write once the conflict is over');
+  });
+
+  it('a conditional put whose answer is lost after it landed (the SDK tries again and gets 412) reports true; a real loss reports false', async () => {
+    const store = proxied({ conditionalWrites: 'on' });
+    const c = await store.conditionalWrites();
+    assert.ok(c !== undefined);
+    proxy.inject({ kind: 'lose-answer' }, { method: 'PUT' });
+    assert.equal(await c.putIfVersion('doc', Buffer.from('mine'), undefined), true);
+    assert.deepEqual(proxy.requests.filter((r) => r.method === 'PUT').map((r) => r.status), [200, 412], 'written, answer lost, tried again: refused');
+    const v = await c.getVersioned('doc');
+    assert.ok(v !== undefined);
+    proxy.clear();
+    proxy.inject({ kind: 'lose-answer' }, { method: 'PUT' });
+    assert.equal(await c.putIfVersion('doc', Buffer.from('update'), v.version), true);
+    assert.deepEqual(await store.get('doc'), Buffer.from('update'));
+    // Another writer's different body under the same lost-answer shape is not mistaken for ours.
+    const stale = await c.getVersioned('doc');
+    assert.ok(stale !== undefined);
+    await store.put('doc', Buffer.from('theirs'));
+    assert.equal(await c.putIfVersion('doc', Buffer.from('late'), stale.version), false);
+  });
+
+  it("s3rver's conditional writes answer as S3: 412 PreconditionFailed naming the condition, 404 for If-Match of a missing key, 501 for If-None-Match with an ETag", async () => {
+    const client = server.client;
+    const key = `raw-${randomBytes(4).toString('hex')}`;
+    const put = (condition: { IfMatch?: string; IfNoneMatch?: string }, body = 'x') =>
+      client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(body), ...condition }));
+    const failure = async (p: Promise<unknown>): Promise<{ status?: number; code?: string; condition?: unknown }> => {
+      try {
+        await p;
+      } catch (err) {
+        const e = err as { name?: string; Code?: string; Condition?: unknown; $metadata?: { httpStatusCode?: number } };
+        return { status: e.$metadata?.httpStatusCode, code: e.Code ?? e.name, condition: e.Condition };
+      }
+      return assert.fail('the put was not refused');
+    };
+    assert.deepEqual(await failure(put({ IfMatch: '"0123"' })), { status: 404, code: 'NoSuchKey', condition: undefined });
+    const created = await put({ IfNoneMatch: '*' }, 'first');
+    assert.ok(created.ETag);
+    assert.deepEqual(await failure(put({ IfNoneMatch: '*' })), { status: 412, code: 'PreconditionFailed', condition: 'If-None-Match' });
+    assert.deepEqual(await failure(put({ IfMatch: '"0123"' })), { status: 412, code: 'PreconditionFailed', condition: 'If-Match' });
+    assert.deepEqual(await failure(put({ IfNoneMatch: created.ETag })), { status: 501, code: 'NotImplemented', condition: undefined });
+    const updated = await put({ IfMatch: created.ETag }, 'second');
+    assert.notEqual(updated.ETag, created.ETag);
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    assert.equal(head.ETag, updated.ETag);
+    assert.equal(head.ContentLength, 6);
+    // Without the option the server ignores them.
+    const ignored = await plain.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from('a'), IfMatch: '"0123"' }));
+    assert.ok(ignored.ETag);
+    await plain.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from('b'), IfNoneMatch: '*' }));
+  });
+
+  it("s3rver: a delete that succeeds while a conditional put uploads makes the put fail with 409 ConditionalRequestConflict", async () => {
+    const client = server.client;
+    const key = `raw-409-${randomBytes(4).toString('hex')}`;
+    const created = await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from('base') }));
+    const body = new PassThrough();
+    const uploading = client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ContentLength: 10, IfMatch: created.ETag }));
+    uploading.catch(() => {});
+    body.write('hello');
+    await sleep(300); // the request is at the server, its body half sent
+    await client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+    body.end('world');
+    await assert.rejects(uploading, (err: { name?: string; $metadata?: { httpStatusCode?: number } }) => {
+      assert.equal(err.$metadata?.httpStatusCode, 409);
+      assert.equal(err.name, 'ConditionalRequestConflict');
+      return true;
+    });
+    await assert.rejects(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })), (err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode === 404);
   });
 });

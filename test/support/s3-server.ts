@@ -27,6 +27,27 @@
 //   405 and 501); these two skip s3rver's signature check.
 // - UploadPart into an upload that is gone answers NoSuchUpload instead of
 //   creating the upload's directory again.
+// - An object's file and the .md5 file its ETag comes from change together,
+//   under a mutex per key that GetObject/HeadObject take too: s3rver wrote
+//   the .md5 after renaming the object, so a reader could get one version's
+//   body with another's ETag (and a compare-and-swap on that ETag would
+//   overwrite a write it never saw).
+// Extended, only with `startS3Server({ conditionalWrites: true })`: S3's
+// conditional writes on PutObject, following S3's documented semantics
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html):
+// `If-None-Match: *` writes only where there is no object, `If-Match: <ETag>`
+// only over that version; either refused is 412 PreconditionFailed with S3's
+// XML error body (<Condition> names the header), If-Match where there is no
+// object is 404 NoSuchKey, If-None-Match with anything but "*" is 501
+// NotImplemented. The conditions are evaluated when the upload completes,
+// under the key's mutex, so of concurrent conditional puts to one key from
+// one version exactly one succeeds and the others get 412 (S3: "the first
+// write operation to finish succeeds"); a delete of the key that succeeds
+// while a conditional put is uploading makes that put fail with 409
+// ConditionalRequestConflict, as S3 documents. CompleteMultipartUpload and
+// CopyObject ignore the headers (the store never sends them there). Without
+// the option the headers are ignored, as s3rver 3.7.1 ignores them: the
+// "service without conditional writes" of the tests.
 // And s3rver's ListObjectsV2 continuation tokens use DES, which Node 17+
 // (OpenSSL 3) offers only with --openssl-legacy-provider.
 //
@@ -57,8 +78,11 @@ const S3Error = require(path.join(moduleDir, 'lib/models/error.js'));
 const OBJECT_SUFFIX = '._S3rver_object';
 const isEnoent = (err) => err && err.code === 'ENOENT';
 
-/** Streams content into a temporary file beside target, checks length and MD5, renames it into place. */
-async function writeChecked(content, target, makeDir) {
+/**
+ * Streams content into a temporary file beside target, checks length and
+ * MD5, and renames it into place, or hands it to commit(tmp) to do that.
+ */
+async function writeChecked(content, target, makeDir, commit) {
   if (makeDir) await fsp.mkdir(path.dirname(target), { recursive: true });
   const tmp = path.join(path.dirname(target), '.tmp-' + crypto.randomBytes(8).toString('hex'));
   const md5 = crypto.createHash('md5');
@@ -95,19 +119,118 @@ async function writeChecked(content, target, makeDir) {
     if (headers['content-md5'] !== undefined && headers['content-md5'] !== digest.toString('base64')) {
       throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
     }
-    await fsp.rename(tmp, target);
-    return { size, md5: digest.toString('hex') };
+    const md5hex = digest.toString('hex');
+    if (commit) await commit(tmp, md5hex);
+    else await fsp.rename(tmp, target);
+    return { size, md5: md5hex };
   } catch (err) {
     await fsp.unlink(tmp).catch(() => {});
     throw err;
   }
 }
 
+// One object's state (its file and the .md5 file its ETag comes from) changes
+// only under its key's mutex, and readers take the pair under it too: S3
+// never answers a body with another version's ETag.
+const keyMutexes = new Map();
+async function withKey(bucket, key, fn) {
+  const id = bucket + '/' + key;
+  const before = keyMutexes.get(id) || Promise.resolve();
+  let release;
+  const mine = new Promise((resolve) => (release = resolve));
+  const tail = before.then(() => mine);
+  keyMutexes.set(id, tail);
+  await before;
+  try {
+    return await fn();
+  } finally {
+    release();
+    if (keyMutexes.get(id) === tail) keyMutexes.delete(id);
+  }
+}
+
+// Conditional writes (S3RVER_CONDITIONAL_WRITES=1), as S3 documents them
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+const CONDITIONAL_WRITES = process.env.S3RVER_CONDITIONAL_WRITES === '1';
+/** Conditional puts in progress, by bucket/key: a delete that succeeds meanwhile makes them fail with 409. */
+const conditionalInFlight = new Map();
+
+function entityTags(value) {
+  return String(value).split(',').map((t) => t.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'));
+}
+
+/** The conditions of a PutObject, or undefined; If-None-Match takes only "*". */
+function putConditions(headers) {
+  const ifMatch = headers['if-match'];
+  const ifNoneMatch = headers['if-none-match'];
+  if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
+    throw new S3Error('NotImplemented', 'A header you provided implies functionality that is not implemented', { Header: 'If-None-Match' });
+  }
+  return { ifMatch, ifNoneMatch };
+}
+
+/** Throws what S3 answers when a condition does not hold on the object as it is now. */
+async function checkConditions(store, bucket, key, conditions) {
+  const current = await store.getMetadata(bucket, key).catch((err) => {
+    if (isEnoent(err)) return undefined;
+    throw err;
+  });
+  if (conditions.ifMatch !== undefined) {
+    if (current === undefined) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: key });
+    const etag = entityTags(current.etag)[0];
+    const wanted = entityTags(conditions.ifMatch);
+    if (!wanted.includes('*') && !wanted.includes(etag)) {
+      throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'If-Match' });
+    }
+  }
+  if (conditions.ifNoneMatch !== undefined && current !== undefined) {
+    throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'If-None-Match' });
+  }
+}
+
+function conditionalConflict() {
+  const err = new S3Error('ConditionalRequestConflict', 'A conflicting operation occurred. If using PutObject you can retry the request.');
+  err.status = 409;
+  err.expose = true;
+  return err;
+}
+
 FilesystemStore.prototype.putObject = async function putObject(object) {
   const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
-  const { size, md5 } = await writeChecked(object.content, objectPath, true);
-  await this.putMetadata(object.bucket, object.key, object.metadata, md5);
-  return { size, md5 };
+  const headers = (object.content && object.content.headers) || {};
+  const conditions = CONDITIONAL_WRITES ? putConditions(headers) : undefined;
+  const id = object.bucket + '/' + object.key;
+  const inFlight = conditions ? { conflicted: false } : undefined;
+  if (inFlight) {
+    if (!conditionalInFlight.has(id)) conditionalInFlight.set(id, new Set());
+    conditionalInFlight.get(id).add(inFlight);
+  }
+  try {
+    // The conditions are evaluated when the upload completes, with the object as it is then.
+    return await writeChecked(object.content, objectPath, true, (tmp, md5) =>
+      withKey(object.bucket, object.key, async () => {
+        if (inFlight && inFlight.conflicted) throw conditionalConflict();
+        if (conditions) await checkConditions(this, object.bucket, object.key, conditions);
+        await fsp.rename(tmp, objectPath);
+        await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+      }),
+    );
+  } finally {
+    if (inFlight) {
+      const set = conditionalInFlight.get(id);
+      set.delete(inFlight);
+      if (set.size === 0) conditionalInFlight.delete(id);
+    }
+  }
+};
+
+const deleteObject = FilesystemStore.prototype.deleteObject;
+FilesystemStore.prototype.deleteObject = async function (bucket, key) {
+  return withKey(bucket, key, async () => {
+    await deleteObject.call(this, bucket, key);
+    for (const inFlight of conditionalInFlight.get(bucket + '/' + key) || []) inFlight.conflicted = true;
+  });
 };
 
 FilesystemStore.prototype.putPart = async function putPart(bucket, uploadId, partNumber, content) {
@@ -137,7 +260,11 @@ FilesystemStore.prototype.putObjectMultipart = async function (bucket, uploadId,
   return putObjectMultipart.call(this, bucket, uploadId, parts);
 };
 
-FilesystemStore.prototype.getObject = async function getObject(bucket, key, options) {
+FilesystemStore.prototype.getObject = function getObject(bucket, key, options) {
+  return withKey(bucket, key, () => openObject.call(this, bucket, key, options));
+};
+
+async function openObject(bucket, key, options) {
   let handle;
   try {
     handle = await fsp.open(this.getResourcePath(bucket, key, 'object'), 'r');
@@ -175,7 +302,7 @@ FilesystemStore.prototype.getObject = async function getObject(bucket, key, opti
     if (isEnoent(err)) return null;
     throw err;
   }
-};
+}
 
 function* walkFiles(dir) {
   let names;
@@ -352,7 +479,13 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-export async function startS3Server(options: { buckets?: string[] } = {}): Promise<S3Server> {
+export interface S3ServerOptions {
+  buckets?: string[];
+  /** Honour If-Match / If-None-Match on PutObject as S3 does (default: ignore them, as s3rver 3.7.1 and some services do). */
+  conditionalWrites?: boolean;
+}
+
+export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Server> {
   const tmp = tempDir('packferry-s3rver-');
   const directory = join(tmp.path, 'data');
   mkdirSync(directory);
@@ -362,7 +495,7 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
   // s3rver's ListObjectsV2 continuation tokens are DES-encrypted, which
   // OpenSSL 3 keeps in its legacy provider.
   const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', launcher], {
-    env: { ...process.env, S3RVER_MODULE_DIR: moduleDir, S3RVER_DATA_DIR: directory },
+    env: { ...process.env, S3RVER_MODULE_DIR: moduleDir, S3RVER_DATA_DIR: directory, S3RVER_CONDITIONAL_WRITES: options.conditionalWrites === true ? '1' : '0' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -454,7 +587,9 @@ export type Fault =
   /** Read the request and never answer (the client's timeout must act). */
   | { kind: 'hang' }
   /** Close the connection without an answer. */
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** Forward, so the server acts on the request, then close the connection instead of passing its answer on (an answer lost on the way back). */
+  | { kind: 'lose-answer' };
 
 export const slowDown: Fault = { kind: 'error', status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' };
 export const serviceUnavailable: Fault = { kind: 'error', status: 503, code: 'ServiceUnavailable', message: 'Service is unable to handle request.' };
@@ -500,11 +635,16 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
     return entry.fault;
   };
 
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse, rec: RecordedRequest): void => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, rec: RecordedRequest, loseAnswer = false): void => {
     const upstream = http.request(
       { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent },
       (upRes) => {
         rec.status = upRes.statusCode;
+        if (loseAnswer) {
+          upRes.resume();
+          upRes.on('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
         upRes.on('error', () => res.destroy());
@@ -555,6 +695,9 @@ export async function startFaultProxy(upstreamPort: number): Promise<FaultProxy>
         return;
       case 'reset':
         req.socket.destroy();
+        return;
+      case 'lose-answer':
+        forward(req, res, rec, true);
         return;
     }
   });

@@ -9,12 +9,14 @@
 //
 // A running server re-reads the file at most every `refreshMs` (default
 // 5 s), so `packferry token revoke` takes effect within that time.
-// Creating and revoking are read-modify-write: one TokenStore serialises its
-// own changes, but two processes changing tokens at the same moment may lose
-// one change (they are admin commands, not a hot path: run them one at a time).
+// Creating, revoking and pruning are read-modify-write of that one blob
+// (store/document.ts updateDocument): a compare-and-swap where the store has
+// conditional writes, the root's writer lock where it has not, so any number
+// of processes may change tokens at the same moment without losing a change.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PackferryError, ErrorCode } from '../../core/errors.js';
 import type { BlobStore } from '../../store/backend.js';
+import { updateDocument } from '../../store/document.js';
 import { checkName } from './names.js';
 import { makeRights, type Rights } from './rights.js';
 
@@ -93,7 +95,10 @@ export class TokenStore {
   }
 
   private async load(signal?: AbortSignal): Promise<StoredToken[]> {
-    const bytes = await this.blobs.get(this.key, signal);
+    return this.remember(this.parse(await this.blobs.get(this.key, signal)));
+  }
+
+  private parse(bytes: Buffer | undefined): StoredToken[] {
     let tokens: StoredToken[] = [];
     if (bytes !== undefined) {
       const corrupt = (why: string) =>
@@ -124,14 +129,33 @@ export class TokenStore {
         return { id: r.id, user: r.user, sha256: r.sha256, rights: makeRights(rights), created: r.created, ...(r.expires ? { expires: r.expires } : {}) };
       });
     }
+    return tokens;
+  }
+
+  private remember(tokens: StoredToken[]): StoredToken[] {
     this.cache = { tokens, hashes: tokens.map((t) => Buffer.from(t.sha256, 'hex')), at: Date.now() };
     return tokens;
   }
 
-  private async save(tokens: StoredToken[], signal?: AbortSignal): Promise<void> {
-    const doc = { version: FORMAT_VERSION, tokens };
-    await this.blobs.put(this.key, Buffer.from(`${JSON.stringify(doc, null, 1)}\n`), { contentType: 'application/json', secret: true, signal });
-    this.cache = { tokens, hashes: tokens.map((t) => Buffer.from(t.sha256, 'hex')), at: Date.now() };
+  /**
+   * Changes the tokens file: `edit` gets the tokens as they are and returns
+   * the new list (undefined: no change) with its result. It may run more than
+   * once, when another process changed the file meanwhile.
+   */
+  private async change<T>(edit: (tokens: StoredToken[]) => { tokens?: StoredToken[]; result: T }, signal?: AbortSignal): Promise<T> {
+    let result: { value: T } | undefined;
+    const updated = await updateDocument(
+      this.blobs,
+      this.key,
+      (current) => {
+        const out = edit(this.parse(current));
+        result = { value: out.result };
+        return out.tokens === undefined ? undefined : Buffer.from(`${JSON.stringify({ version: FORMAT_VERSION, tokens: out.tokens }, null, 1)}\n`);
+      },
+      { signal, contentType: 'application/json', secret: true, lockOwner: 'packferry token' },
+    );
+    this.remember(this.parse(updated.body));
+    return result!.value;
   }
 
   private serialise<T>(change: () => Promise<T>): Promise<T> {
@@ -155,23 +179,24 @@ export class TokenStore {
       if (!Number.isFinite(options.expiresInDays) || options.expiresInDays <= 0) throw new PackferryError(ErrorCode.Usage, 'a token must expire a positive number of days from now');
       expires = new Date(created.getTime() + options.expiresInDays * 86_400_000);
     }
-    return this.serialise(async () => {
-      const tokens = await this.load(signal);
-      const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-      let id: string;
-      do id = randomBytes(6).toString('hex');
-      while (tokens.some((t) => t.id === id));
-      const stored: StoredToken = {
-        id,
-        user,
-        sha256: sha256(token).toString('hex'),
-        rights,
-        created: created.toISOString(),
-        ...(expires ? { expires: expires.toISOString() } : {}),
-      };
-      await this.save([...tokens, stored], signal);
-      return { token, info: toInfo(stored) };
-    });
+    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const digest = sha256(token).toString('hex');
+    return this.serialise(() =>
+      this.change((tokens) => {
+        let id: string;
+        do id = randomBytes(6).toString('hex');
+        while (tokens.some((t) => t.id === id));
+        const stored: StoredToken = {
+          id,
+          user,
+          sha256: digest,
+          rights,
+          created: created.toISOString(),
+          ...(expires ? { expires: expires.toISOString() } : {}),
+        };
+        return { tokens: [...tokens, stored], result: { token, info: toInfo(stored) } };
+      }, signal),
+    );
   }
 
   /** Every token, oldest first (expired ones too, marked by their `expires`). */
@@ -181,24 +206,24 @@ export class TokenStore {
 
   /** Deletes a token by id; ERR_NOT_FOUND if there is none. */
   async revoke(id: string, signal?: AbortSignal): Promise<TokenInfo> {
-    return this.serialise(async () => {
-      const tokens = await this.load(signal);
-      const found = tokens.find((t) => t.id === id);
-      if (!found) throw new PackferryError(ErrorCode.NotFound, `no token with id ${JSON.stringify(id)}`, { hint: 'packferry token ls lists them' });
-      await this.save(tokens.filter((t) => t !== found), signal);
-      return toInfo(found);
-    });
+    return this.serialise(() =>
+      this.change((tokens) => {
+        const found = tokens.find((t) => t.id === id);
+        if (!found) throw new PackferryError(ErrorCode.NotFound, `no token with id ${JSON.stringify(id)}`, { hint: 'packferry token ls lists them' });
+        return { tokens: tokens.filter((t) => t !== found), result: toInfo(found) };
+      }, signal),
+    );
   }
 
   /** Deletes every token past its expiry; returns how many. */
   async prune(signal?: AbortSignal): Promise<number> {
-    return this.serialise(async () => {
-      const now = this.now().getTime();
-      const tokens = await this.load(signal);
-      const keep = tokens.filter((t) => t.expires === undefined || Date.parse(t.expires) > now);
-      if (keep.length !== tokens.length) await this.save(keep, signal);
-      return tokens.length - keep.length;
-    });
+    return this.serialise(() =>
+      this.change((tokens) => {
+        const now = this.now().getTime();
+        const keep = tokens.filter((t) => t.expires === undefined || Date.parse(t.expires) > now);
+        return { tokens: keep.length === tokens.length ? undefined : keep, result: tokens.length - keep.length };
+      }, signal),
+    );
   }
 
   /**
