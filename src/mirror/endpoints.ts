@@ -109,9 +109,13 @@ export function storeTarget(displayUrl: string, open: () => Promise<StoreReposit
       return { refs: peeked.refs.map((r) => ({ ...r })), head: peeked.head };
     },
     connect: async (connectOptions) => {
-      const repo = peeked ?? (await open());
+      let repo = peeked;
       peeked = undefined;
-      return StoreTargetSession.open(repo, { signal: connectOptions.signal, fsck: options.fsck });
+      if (repo === undefined) {
+        repo = await open();
+        await repo.ensurePublished(connectOptions.signal);
+      }
+      return StoreTargetSession.open(repo, { fsck: options.fsck });
     },
   };
 }

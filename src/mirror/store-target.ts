@@ -52,15 +52,14 @@ export class StoreTargetSession implements TargetSession {
   }
 
   /**
-   * Opens the session on the repository's committed state: nothing is held
+   * A session on the repository's state as `repo` read it: nothing is held
    * (the commands' old values are what the push's transaction compares
-   * against). Git's files left behind by a stopped writer are brought up to
-   * date here, so that a sync with nothing to do repairs them too.
+   * against, with the state committed by then). The caller has brought Git's
+   * files up to date (repository.ts ensurePublished), so that a sync with
+   * nothing to do repairs them too.
    * `fsck`: how received objects are checked (default: Git's transfer checks, strict, nothing relaxed).
    */
-  static async open(repo: StoreRepository, options: { signal?: AbortSignal; fsck?: FsckOptions } = {}): Promise<StoreTargetSession> {
-    await repo.refresh(options.signal);
-    await repo.ensurePublished(options.signal);
+  static open(repo: StoreRepository, options: { fsck?: FsckOptions } = {}): StoreTargetSession {
     return new StoreTargetSession(repo, options.fsck ?? transferFsckOptions());
   }
 

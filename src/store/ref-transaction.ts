@@ -242,7 +242,6 @@ export async function updateRefs(repo: StoreRepository, tx: RefTransaction, opti
         }
         const addsObjects = staged !== undefined && changing.some(({ e }) => e.new !== ZERO_ID);
         const layers = addsObjects && !listed.has(staged.entry.name) ? [{ ...staged.entry, generation: current.generation + 1 }, ...current.layers] : current.layers;
-        used = addsObjects;
         return {
           ...current,
           head: tx.head ?? current.head,
@@ -254,7 +253,8 @@ export async function updateRefs(repo: StoreRepository, tx: RefTransaction, opti
       },
       { signal },
     );
-    if (committed === undefined) used = false;
+    // (On an error the layer is removed unless the stored state names it: a commit whose answer was lost may have happened.)
+    used = committed !== undefined && staged !== undefined && committed.layers.some((l) => l.name === staged.entry.name);
     return { outcomes, committed };
   } finally {
     layerReader?.close();

@@ -60,6 +60,8 @@ export class StoreRepository {
   readonly idxCache: string | undefined;
   /** The commit contract: where the state is read and swapped. */
   readonly refdb: RefDatabase;
+  /** The generation published.json was last seen (read or written) to say, by this instance. */
+  private publishedSeen: number | undefined;
 
   private constructor(
     readonly blobs: BlobStore,
@@ -140,7 +142,9 @@ export class StoreRepository {
     const signal = options.signal;
     const attempts = options.attempts ?? 20;
     for (let attempt = 0; ; attempt++) {
-      const base = await this.refdb.read(signal);
+      // The first attempt starts from the state already read (the swap checks it is still the committed one);
+      // after a lost race, from the one committed since.
+      const base = attempt === 0 && this.committed ? this.current : await this.refdb.read(signal);
       if (base === undefined && this.committed) {
         // Deleted since it was opened (`repo rm`): a write must not bring it back.
         throw new PackferryError(ErrorCode.NotFound, `${this.description}: the repository was deleted`);
@@ -187,7 +191,8 @@ export class StoreRepository {
    */
   async publish(m: Manifest, prev?: Manifest, signal?: AbortSignal): Promise<void> {
     let target = m;
-    let trusted = prev !== undefined && (await this.readPublished(signal))?.generation === prev.generation ? prev : undefined;
+    const published = prev === undefined ? undefined : (this.publishedSeen ?? (await this.readPublished(signal))?.generation);
+    let trusted = prev !== undefined && published === prev.generation ? prev : undefined;
     for (let round = 0; round < 5; round++) {
       await this.writeGitFiles(target, signal, trusted);
       await testPoint('store:git-files', signal);
@@ -225,18 +230,22 @@ export class StoreRepository {
   }
 
   private async writePublished(generation: number, signal?: AbortSignal): Promise<void> {
+    this.publishedSeen = undefined;
     await this.blobs.put(KEYS.published, Buffer.from(`${JSON.stringify({ generation } satisfies Published)}\n`), { contentType: 'application/json', signal });
+    this.publishedSeen = generation;
   }
 
   private async readPublished(signal?: AbortSignal): Promise<Published | undefined> {
     const bytes = await this.blobs.get(KEYS.published, signal);
-    if (!bytes) return undefined;
+    let published: Published | undefined;
     try {
-      const p = JSON.parse(bytes.toString('utf8')) as Partial<Published>;
-      return Number.isInteger(p.generation) ? { generation: p.generation! } : undefined;
+      const p = bytes ? (JSON.parse(bytes.toString('utf8')) as Partial<Published>) : undefined;
+      published = p !== undefined && Number.isInteger(p.generation) ? { generation: p.generation! } : undefined;
     } catch {
-      return undefined;
+      published = undefined;
     }
+    this.publishedSeen = published?.generation;
+    return published;
   }
 
   /** Whether every one of Git's files is exactly what `m` renders. */

@@ -37,7 +37,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ErrorCode, isPackferryError } from '../../src/core/errors.js';
+import { ErrorCode } from '../../src/core/errors.js';
 import { compactStore, type CompactOptions } from '../../src/store/compact.js';
 import { idxKey, KEYS, lfsKey, packKey, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs } from '../../src/store/layout.js';
 import { conditionalWrites } from '../../src/store/backend.js';
@@ -139,19 +139,21 @@ export function storeScenarios(getSite: () => StoreSite): void {
     const newPacks = inc.written.filter((k) => k.startsWith('objects/pack/'));
     assert.equal(newPacks.length, 2, `one layer (pack and index) expected, written: ${inc.written.join(', ')}`);
     assert.ok(newPacks.some((k) => k.endsWith('.pack')) && newPacks.some((k) => k.endsWith('.idx')));
-    assert.deepEqual(inc.deleted.filter((k) => !k.startsWith(KEYS.locks)), [], 'a sync deletes nothing but its lock');
-    if (inc.requests !== undefined) assert.ok(inc.requests <= 16, `an incremental sync took ${inc.requests} requests`);
+    // (Nothing but its lock where commits fall back to the writer lock, and the probe for conditional writes, once per process.)
+    assert.deepEqual(inc.deleted.filter((k) => !k.startsWith(KEYS.locks) && !k.startsWith('packferry/probe-conditional-writes-')), [], 'a sync deletes nothing');
+    // (Without conditional writes, 3 of them are the writer lock around the commit, and 3 the probe for them, once per process.)
+    if (inc.requests !== undefined) assert.ok(inc.requests <= 17, `an incremental sync took ${inc.requests} requests`);
     const m = (await readManifest(blobs))!;
     assert.equal(m.layers.length, 2);
     assert.equal(m.layers[0].objects, 4, 'the new layer holds the commit, its tree and two blobs');
     await verifyOk(site, store);
     await cloneMatches(site, store, source);
 
-    // Nothing to do: nothing is written, and an object store is asked once.
+    // Nothing to do: nothing is written, and an object store is asked twice (the manifest, and whether Git's files describe it).
     const noop = await site.observe(store, () => syncStore(site, { into: store, from: source }));
     assert.deepEqual(noop.written, []);
     assert.deepEqual(noop.deleted, []);
-    if (noop.requests !== undefined) assert.ok(noop.requests <= 1, `a no-op sync took ${noop.requests} requests`);
+    if (noop.requests !== undefined) assert.ok(noop.requests <= 2, `a no-op sync took ${noop.requests} requests`);
     assert.equal((await readManifest(blobs))!.generation, 2);
 
     // Restore into an empty repository with the command, then incrementally.
@@ -224,9 +226,13 @@ export function storeScenarios(getSite: () => StoreSite): void {
       // `packferry store verify` after every interruption of a directory store; an S3 client takes half a
       // second to load, so on S3 the command runs after the first and the same check in this process after the rest.
       const checked = site.name === 'directory' || i === 0 ? await verifyCli(site, store) : { code: 0, report: await verifyStore(blobs) };
-      assert.equal(checked.code, 0, `${trigger.label}: store verify failed:\n${JSON.stringify(checked.report.problems, null, 1)}`);
-      assert.ok(checked.report.problems.every((p) => p.severity === 'warning'), `${trigger.label}: ${JSON.stringify(checked.report.problems)}`);
-      for (const p of checked.report.problems) assert.ok(['orphan', 'lock', 'stale-git-file'].includes(p.kind), `${trigger.label}: ${p.message}`);
+      // A first sync stopped before anything reached the store left no store at all (exit 3: nothing to verify).
+      const nothingYet = old.size === 0 && checked.code === 3 && (await blobs.list('')).length === 0;
+      if (!nothingYet) {
+        assert.equal(checked.code, 0, `${trigger.label}: store verify failed:\n${JSON.stringify(checked.report.problems, null, 1)}`);
+        assert.ok(checked.report.problems.every((p) => p.severity === 'warning'), `${trigger.label}: ${JSON.stringify(checked.report.problems)}`);
+        for (const p of checked.report.problems) assert.ok(['orphan', 'lock', 'stale-git-file'].includes(p.kind), `${trigger.label}: ${p.message}`);
+      }
       const now = await storeRefs(blobs);
       assert.ok(sameRefs(now, old) || sameRefs(now, next), `${trigger.label}: the store's refs are neither all old nor all new`);
       if (trigger.label.startsWith('after the commit')) {
