@@ -8,7 +8,7 @@ import { localFiles } from '../store/backend.js';
 import { KEYS } from '../store/layout.js';
 import { updateRefs } from '../store/ref-transaction.js';
 import { StoreRepository } from '../store/repository.js';
-import { checkRepositoryName, HOOK_NAMES, readSettings, writeSettings, type HookName, type RepositorySettings, type StoreRoot } from '../store/root.js';
+import { checkRepositoryName, HOOK_NAMES, readSettings, updateSettings, writeSettings, type HookName, type RepositorySettings, type StoreRoot } from '../store/root.js';
 
 export interface RepositoryInfo extends RepositorySettings {
   name: string;
@@ -110,12 +110,14 @@ export async function editRepository(root: StoreRoot, name: string, edit: Reposi
   if (!(await repositoryExists(root, name))) throw new PackferryError(ErrorCode.NotFound, `repository ${name} does not exist`);
   // Checked before anything is written: a refused edit changes nothing.
   const head = edit.defaultBranch === undefined ? undefined : branchRef(edit.defaultBranch);
-  const next = { ...(await readSettings(store)) };
-  if (edit.public !== undefined) next.public = edit.public;
-  if (edit.description !== undefined) next.description = edit.description ?? undefined;
-  if (edit.denyNonFastForwards !== undefined) next.denyNonFastForwards = edit.denyNonFastForwards;
-  applyFsckEdit(next, edit);
-  await writeSettings(store, next);
+  await updateSettings(store, (current) => {
+    const next = { ...current };
+    if (edit.public !== undefined) next.public = edit.public;
+    if (edit.description !== undefined) next.description = edit.description ?? undefined;
+    if (edit.denyNonFastForwards !== undefined) next.denyNonFastForwards = edit.denyNonFastForwards;
+    applyFsckEdit(next, edit);
+    return next;
+  });
   if (head !== undefined) {
     const repo = await StoreRepository.open(store, { cacheDir: options.cacheDir });
     try {

@@ -8,6 +8,7 @@ import { PackferryError, ErrorCode } from '../core/errors.js';
 import { checkFsckOverride, transferFsckOptions, type FsckLevel, type FsckMsgId, type FsckOptions } from '../core/fsck.js';
 import type { BlobStore } from './backend.js';
 import { FsBlobStore } from './fs-backend.js';
+import { updateDocument } from './document.js';
 import { KEYS } from './layout.js';
 import { StoreRepository, type StoreRepositoryOptions } from './repository.js';
 import type { S3BlobStoreOptions } from './s3-backend.js';
@@ -175,7 +176,11 @@ export async function openRepository(root: StoreRoot, name: string, options: Sto
 }
 
 export async function readSettings(store: BlobStore, signal?: AbortSignal): Promise<RepositorySettings> {
-  const bytes = await store.get(SETTINGS_KEY, signal);
+  return parseSettings(store, await store.get(SETTINGS_KEY, signal));
+}
+
+/** The settings a settings file holds (none: a private repository's defaults). */
+function parseSettings(store: BlobStore, bytes: Buffer | undefined): RepositorySettings {
   if (!bytes) return { public: false };
   try {
     const s = JSON.parse(bytes.toString('utf8')) as Partial<RepositorySettings>;
@@ -190,8 +195,27 @@ export async function readSettings(store: BlobStore, signal?: AbortSignal): Prom
   }
 }
 
+function serializeSettings(settings: RepositorySettings): Buffer {
+  return Buffer.from(`${JSON.stringify(settings, null, 1)}\n`);
+}
+
 export async function writeSettings(store: BlobStore, settings: RepositorySettings, signal?: AbortSignal): Promise<void> {
-  await store.put(SETTINGS_KEY, Buffer.from(`${JSON.stringify(settings, null, 1)}\n`), { contentType: 'application/json', signal });
+  await store.put(SETTINGS_KEY, serializeSettings(settings), { contentType: 'application/json', signal });
+}
+
+/** Changes the settings as `edit` says, atomically with respect to every other change of them (store/document.ts). */
+export async function updateSettings(store: BlobStore, edit: (current: RepositorySettings) => RepositorySettings, signal?: AbortSignal): Promise<RepositorySettings> {
+  let next: RepositorySettings | undefined;
+  await updateDocument(
+    store,
+    SETTINGS_KEY,
+    (bytes) => {
+      next = edit(parseSettings(store, bytes));
+      return serializeSettings(next);
+    },
+    { contentType: 'application/json', lockOwner: 'repository settings', signal },
+  );
+  return next!;
 }
 
 /** The fsck fields of a settings file, keeping only entries Git would accept (a hand-edited file cannot lower a fatal id). */
