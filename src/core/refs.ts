@@ -40,3 +40,12 @@ export function directoryFileConflict(name: string, names: ReadonlySet<string>, 
   }
   return lo < sorted.length && sorted[lo].startsWith(below) ? sorted[lo] : undefined;
 }
+
+/**
+ * A ref HEAD may name: under refs/ (git symbolic-ref refuses "HEAD outside
+ * of refs/", and a HEAD file that does not say "ref: refs/" is not a
+ * repository to Git: setup.c validate_headref) and a valid ref name.
+ */
+export function isHeadTarget(name: string): boolean {
+  return name.startsWith('refs/') && isRefName(name);
+}
