@@ -389,7 +389,7 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
   }
   // The refs as a set: what the store's ref transaction refuses to create (store/ref-rules.ts).
   for (const p of refSetProblems(manifest.refs.map((r) => r.name))) {
-    problems.error('bad-ref', `${p.message}; the manifest holds ${p.refs.length === 1 ? 'it' : 'both'}: delete or rename ${p.refs.length === 1 ? 'the ref' : 'one of them'} in the source and sync again`, { key: KEYS.manifest });
+    problems.error('bad-ref', `${p.message} (the manifest holds ${p.refs.length === 1 ? 'it' : 'both'}, and packed-refs and info/refs are written from it)`, { key: KEYS.manifest });
   }
   const names = new Set(manifest.refs.map((r) => r.name));
   if (!isHeadTarget(manifest.head)) {
