@@ -11,8 +11,9 @@
 //   (nothing written, one request), restore into an empty repository and
 //   incrementally;
 // - interrupted syncs: the writer killed at several points (while the pack
-//   arrives, once a layer is stored, at the commit point, after it, at
-//   random times) and the source's connection cut mid-pack: after each, the
+//   arrives, once a layer is stored, at the commit point, after it, between
+//   packed-refs and info/refs, at random times) and the source's connection
+//   cut mid-pack: after each, the
 //   store's refs are all old or all new, verify's verdict is what Git's
 //   clients get (no errors exactly when every clone, by path and over plain
 //   HTTP, gets one complete state; orphans and lagging files are warnings),
@@ -208,6 +209,11 @@ export function storeScenarios(getSite: () => StoreSite): void {
     const packFiles = () => (site.name === 'directory' && existsSync(join(store, 'objects', 'pack')) ? readdirSync(join(store, 'objects', 'pack')) : []);
 
     let layersNow = 0;
+    /** Every set of refs the store's manifest has held (none before its first commit): Git's files may lag behind by more than one interruption. */
+    const history: Map<string, string>[] = [];
+    const remember = (refs: Map<string, string>) => {
+      if (refs.size > 0) history.push(refs);
+    };
     type Trigger = { label: string; afterMs?: number; when?: () => boolean; hang?: (method: string, key: string) => boolean; env?: NodeJS.ProcessEnv };
     const triggers: Trigger[] = [];
     if (site.hang) {
@@ -216,6 +222,7 @@ export function storeScenarios(getSite: () => StoreSite): void {
         { label: 'while the pack uploads', hang: (m, k) => m === 'PUT' && /^objects\/pack\/pack-.*\.pack$/.test(k) },
         { label: 'at the commit point', hang: (m, k) => m === 'PUT' && k === KEYS.manifest },
         { label: "after the commit, before Git's files", hang: (m, k) => m === 'PUT' && k === KEYS.infoPacks },
+        { label: 'between packed-refs and info/refs', hang: (m, k) => m === 'PUT' && k === KEYS.infoRefs },
       );
     } else {
       triggers.push(
@@ -229,6 +236,7 @@ export function storeScenarios(getSite: () => StoreSite): void {
 
     for (const [i, trigger] of triggers.entries()) {
       const old = await storeRefs(blobs);
+      remember(old);
       if (sameRefs(old, refMap(source))) advance();
       const next = refMap(source);
       layersNow = (await readManifest(blobs))?.layers.length ?? 0;
@@ -256,14 +264,21 @@ export function storeScenarios(getSite: () => StoreSite): void {
       if (site.name === 'directory' || i === 0) assert.equal(checked.code, errors.length > 0 ? 1 : 0, what);
       const now = await storeRefs(blobs);
       assert.ok(sameRefs(now, old) || sameRefs(now, next), `${trigger.label}: the store's refs are neither all old nor all new`);
+      remember(now);
       const committed = (await readManifest(blobs)) !== undefined;
       if (committed) {
-        // Verify tells the truth: no errors exactly when every clone gets one complete state, old or new.
+        // Verify tells the truth: no errors exactly when every clone gets one complete state, the new one
+        // or one the store held before.
         const views = await gitViews(site, store);
-        const complete = oneCompleteState(views, [old, next], 'refs/heads/main');
+        const complete = oneCompleteState(views, [...history, next], 'refs/heads/main');
         assert.equal(errors.length === 0, complete, `${what}\nGit's clients: ${JSON.stringify(views.map((v) => ({ ...v, refs: v.refs?.size })))}`);
       } else {
         assert.deepEqual(errors, [], what);
+      }
+      if (trigger.label.startsWith('between packed-refs')) {
+        // packed-refs has the new refs, info/refs the old: by path and over plain HTTP, clones get different refs.
+        assert.ok(sameRefs(now, next) && old.size > 0, 'a later sync, committed before the writer stopped');
+        assert.ok(errors.some((p) => p.kind === 'bad-git-file' && /packed-refs and info\/refs disagree/.test(p.message)), what);
       }
       if (trigger.label.startsWith('after the commit')) {
         // Git's files lag behind the manifest: those of the sync before (a complete older state, a
