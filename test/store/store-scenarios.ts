@@ -256,6 +256,7 @@ export function storeScenarios(getSite: () => StoreSite): void {
       // `packferry store verify` after every interruption of a directory store; an S3 client takes half a
       // second to load, so on S3 the command runs after the first and the same check in this process after the rest.
       const checked = site.name === 'directory' || i === 0 ? await verifyCli(site, store) : { code: 0, report: await verifyStore(blobs) };
+      assert.ok(Array.isArray(checked.report.problems), `${trigger.label}: store verify exit ${checked.code}, no report: ${JSON.stringify(checked.report)}`);
       const errors = checked.report.problems.filter((p) => p.severity === 'error');
       const what = `${trigger.label}: ${JSON.stringify(checked.report.problems, null, 1)}`;
       if (process.env.STORE_TEST_DEBUG) console.error(`${site.name} ${trigger.label}: exit ${result.code} after ${Date.now() - started} ms; verify: ${errors.length} errors, ${checked.report.problems.length - errors.length} warnings`);
