@@ -26,8 +26,11 @@ verify    checks the store end to end: the manifest; every layer's pack and
           index (present, sizes, index belongs to its pack, the pack's
           checksum over all its bytes); that every ref's objects are all
           there (commits, trees and tags read and re-hashed, blobs found);
-          Git's files (objects/info/packs, packed-refs, info/refs, HEAD)
-          against the manifest; files no manifest names (orphans of an
+          that the refs are a set Git can hold (valid names, none twice, no
+          directory/file conflicts, HEAD under refs/); Git's files
+          (objects/info/packs, packed-refs, info/refs, HEAD) against the
+          manifest (an older, complete state is a warning, files a clone
+          fails on an error); files no manifest names (orphans of an
           interrupted write, reported as warnings); LFS objects' names
     --full                also index every pack afresh and compare with its
                           index (as git verify-pack), check every object as

@@ -42,3 +42,12 @@ export function directoryFileConflict(name: string, names: ReadonlySet<string>, 
   for (; lo < sorted.length && sorted[lo].startsWith(below); lo++) if (names.has(sorted[lo])) return sorted[lo];
   return undefined;
 }
+
+/**
+ * A ref HEAD may name: under refs/ (git symbolic-ref refuses "HEAD outside
+ * of refs/", and a HEAD file that does not say "ref: refs/" is not a
+ * repository to Git: setup.c validate_headref) and a valid ref name.
+ */
+export function isHeadTarget(name: string): boolean {
+  return name.startsWith('refs/') && isRefName(name);
+}

@@ -6,6 +6,12 @@
 // branch 'R'"), whatever receive.fsckObjects says: this rule cannot be
 // relaxed. One function, called by the server's receive-pack, the mirror's
 // store target and `store verify`.
+//
+// And which sets of refs one repository can hold (refs.c
+// check_refname_format, refs_verify_refname_available; the rules themselves
+// are core/refs.ts): what `store verify` reports a store for, since Git's
+// clients fail on such a set or drop refs from it.
+import { directoryFileConflict, isRefName } from '../core/refs.js';
 import type { ObjectId } from '../core/oid.js';
 import type { ObjectType } from '../core/object.js';
 
@@ -14,4 +20,50 @@ export function refTargetProblem(ref: string, oid: ObjectId, type: ObjectType | 
   const branch = ref === 'HEAD' || ref.startsWith('refs/heads/');
   if (!branch || type === undefined || type === 'commit') return undefined;
   return `trying to write non-commit object ${oid} to branch '${ref}'`;
+}
+
+export interface RefSetProblem {
+  kind: 'bad-name' | 'duplicate' | 'directory-file';
+  /** The refs concerned (two for a directory/file conflict). */
+  refs: string[];
+  /** What is wrong and what Git's clients do with it. */
+  message: string;
+}
+
+/**
+ * Why `names` (the refs of one repository) is not a set Git can hold: names
+ * Git refuses, names listed twice, and directory/file conflicts (each pair
+ * once, the ref above first). Empty when it is.
+ */
+export function refSetProblems(names: readonly string[]): RefSetProblem[] {
+  const problems: RefSetProblem[] = [];
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) {
+      if (!twice.has(name)) problems.push({ kind: 'duplicate', refs: [name], message: `ref ${name} is listed twice: \`git clone\` fails ("multiple updates for ref '${name}' not allowed")` });
+      twice.add(name);
+      continue;
+    }
+    seen.add(name);
+    if (!isRefName(name)) {
+      problems.push({
+        kind: 'bad-name',
+        refs: [name],
+        message: `ref ${JSON.stringify(name)} is not a valid ref name (git check-ref-format refuses it): Git's clients leave it out ("Ignoring funny ref") or fail, and a push of it is refused ("funny refname")`,
+      });
+    }
+  }
+  const sorted = [...seen].sort();
+  for (const name of sorted) {
+    const above = directoryFileConflict(name, seen, sorted);
+    // Reported from the ref below, so each pair once.
+    if (above === undefined || !name.startsWith(`${above}/`)) continue;
+    problems.push({
+      kind: 'directory-file',
+      refs: [above, name],
+      message: `refs ${above} and ${name} cannot both exist (a directory/file conflict: Git keeps ${above} as a file, which ${name} needs as a directory): \`git clone\` fails ("cannot process '${above}' and '${name}' at the same time")`,
+    });
+  }
+  return problems;
 }

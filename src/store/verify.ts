@@ -2,7 +2,9 @@
 // what `git fsck` and `git verify-pack` are to a Git repository:
 //
 // 1. the manifest parses, names each layer once, and never names a layer
-//    both live and retired;
+//    both live and retired; its refs are a set Git can hold (valid names,
+//    each once, no directory/file conflicts: store/ref-rules.ts) and HEAD
+//    names a ref under refs/;
 // 2. each layer's pack and index exist with the sizes the manifest records,
 //    the index parses (its own checksum included) and belongs to the pack
 //    (the pack checksum it records is the layer's name), and the pack's
@@ -17,11 +19,14 @@
 //    checking its type) and finds every blob; annotated tags' peeled values
 //    are what the manifest records; every branch names a commit;
 // 4. Git's derived files (objects/info/packs, packed-refs, info/refs, HEAD)
-//    agree with the manifest. Files that lag behind it but still describe a
-//    complete older state (a writer stopped between its commit and its last
-//    step) are a warning: every reader still sees a consistent repository,
-//    and the next write rewrites them. Files that name a missing pack or an
-//    object in none of the listed packs are an error;
+//    agree with the manifest. When they do not, what Git's clients get
+//    decides (checkGitFiles): a complete older state (a writer stopped
+//    between its commit and its last step) is a warning, since every clone
+//    still gets a consistent repository and the next write rewrites them;
+//    anything a clone fails on or gets wrong — a missing file (a first sync
+//    stopped after its commit leaves none), a ref in none of the listed
+//    packs, a listed pack that is gone, packed-refs and info/refs that
+//    disagree — is an error;
 // 5. files no manifest names (orphans of an interrupted write) are
 //    warnings, as are stale lock files;
 // 6. LFS objects sit under their own names (with `full`, their SHA-256 is
@@ -40,6 +45,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { throwIfAborted } from '../core/abort.js';
 import { PackferryError, ErrorCode } from '../core/errors.js';
+import { isHeadTarget } from '../core/refs.js';
 import { formatFsckProblem, mergeFindings, type FsckFindings, type FsckLevel, type FsckMsgId, type FsckOptions, type FsckProblem } from '../core/fsck.js';
 import { FileMode, hashObject, iterateTree, objectTypeFromPackType, parseCommitLinks, parseTag, type ObjectType } from '../core/object.js';
 import { oidFromHex, oidToHex, type ObjectId } from '../core/oid.js';
@@ -47,14 +53,13 @@ import type { ProgressSink } from '../core/progress.js';
 import { PACK_HEADER_SIZE, PackObjectType } from '../pack/format.js';
 import { PackIndex } from '../pack/idx.js';
 import { verifyPack } from '../pack/verify.js';
-import type { BlobInfo, BlobStore } from './backend.js';
-import { FsBlobStore } from './fs-backend.js';
+import { localFiles, type BlobInfo, type BlobStore } from './backend.js';
 import { idxKey, KEYS, lfsKey, packKey, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs } from './layout.js';
 import { heldByDeadLocalProcess, readLockOwner } from './lock.js';
 import { parseManifest, type Manifest } from './manifest.js';
 import { LayeredObjects, type Layer, type LayerFiles } from './objects.js';
 import { finishFsck } from './fsck.js';
-import { refTargetProblem } from './ref-rules.js';
+import { refSetProblems, refTargetProblem } from './ref-rules.js';
 import { readSettings, repositoryFsckOptions } from './root.js';
 
 export type ProblemSeverity = 'error' | 'warning';
@@ -253,30 +258,45 @@ async function checkPackBytes(
   return { intact, objectCount: header.readUInt32BE(8) };
 }
 
-/** "<oid> <name>" lines of packed-refs (peeled "^" lines and the header skipped); undefined if malformed. */
-function parsePackedRefs(text: string): Map<string, ObjectId> | undefined {
-  const refs = new Map<string, ObjectId>();
+/** A ref as Git's files list it. */
+interface GitRef {
+  name: string;
+  oid: ObjectId;
+  peeled?: ObjectId;
+}
+
+/** packed-refs: "<oid> <name>" lines, each optionally followed by "^<peeled>" (the header skipped); undefined if malformed. */
+function parsePackedRefs(text: string): GitRef[] | undefined {
+  const refs: GitRef[] = [];
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     if (line.startsWith('^')) {
-      if (!/^\^[0-9a-f]{40}$/.test(line)) return undefined;
+      if (!/^\^[0-9a-f]{40}$/.test(line) || refs.length === 0) return undefined;
+      refs[refs.length - 1].peeled = line.slice(1);
       continue;
     }
-    const m = /^([0-9a-f]{40}) (\S+)$/.exec(line);
+    // The name is the rest of the line, as Git reads it (a bad name is reported as one, not as a bad file).
+    const m = /^([0-9a-f]{40}) (.+)$/.exec(line);
     if (!m) return undefined;
-    refs.set(m[2], m[1]);
+    refs.push({ name: m[2], oid: m[1] });
   }
   return refs;
 }
 
-/** "<oid>\t<name>" lines of info/refs ("^{}" peeled lines skipped); undefined if malformed. */
-function parseInfoRefs(text: string): Map<string, ObjectId> | undefined {
-  const refs = new Map<string, ObjectId>();
+/** info/refs: "<oid>\t<name>" lines, each tag's followed by "<peeled>\t<name>^{}"; undefined if malformed. */
+function parseInfoRefs(text: string): GitRef[] | undefined {
+  const refs: GitRef[] = [];
   for (const line of text.split('\n')) {
     if (line === '') continue;
-    const m = /^([0-9a-f]{40})\t(\S+)$/.exec(line);
+    const m = /^([0-9a-f]{40})\t(.+)$/.exec(line);
     if (!m) return undefined;
-    if (!m[2].endsWith('^{}')) refs.set(m[2], m[1]);
+    if (m[2].endsWith('^{}')) {
+      const last = refs[refs.length - 1];
+      if (last === undefined || last.name !== m[2].slice(0, -3)) return undefined;
+      last.peeled = m[1];
+    } else {
+      refs.push({ name: m[2], oid: m[1] });
+    }
   }
   return refs;
 }
@@ -367,17 +387,26 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
     retired.add(r.name);
     if (packFiles.has(packKey(r.name)) || packFiles.has(idxKey(r.name))) report.retiredPresent++;
   }
-  const names = new Set<string>();
-  for (const r of manifest.refs) {
-    if (names.has(r.name)) problems.error('manifest', `ref ${r.name} is listed twice`, { key: KEYS.manifest });
-    names.add(r.name);
+  // The refs as a set: what the store's ref transaction refuses to create (store/ref-rules.ts).
+  for (const p of refSetProblems(manifest.refs.map((r) => r.name))) {
+    problems.error('bad-ref', `${p.message} (the manifest holds ${p.refs.length === 1 ? 'it' : 'both'}, and packed-refs and info/refs are written from it)`, { key: KEYS.manifest });
   }
-  if (manifest.refs.length > 0 && !names.has(manifest.head)) {
+  const names = new Set(manifest.refs.map((r) => r.name));
+  if (!isHeadTarget(manifest.head)) {
+    problems.error(
+      'bad-ref',
+      `HEAD names ${JSON.stringify(manifest.head)}, which is not a ref HEAD can name (a valid ref name under refs/): ${
+        manifest.head.startsWith('refs/') ? 'clones check nothing out' : headOutsideRefs(localFiles(blobs) !== undefined)
+      }`,
+      { key: KEYS.manifest },
+    );
+  } else if (manifest.refs.length > 0 && !names.has(manifest.head)) {
     problems.warning('bad-ref', `HEAD names ${manifest.head}, which does not exist: clones will not check out a branch`);
   }
 
   // 2. Layers.
-  const local = blobs instanceof FsBlobStore;
+  // A directory store's packs are read in place; an object store's are downloaded.
+  const local = localFiles(blobs);
   const workDir = local ? undefined : await mkdtemp(join(options.workDir ?? tmpdir(), 'packferry-verify-'));
   const files = new CheckedLayerFiles();
   const readable: Layer[] = [];
@@ -425,7 +454,7 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
       let packPath: string;
       let check: PackCheck;
       if (local) {
-        packPath = join(blobs.root, 'objects', 'pack', `${l.name}.pack`);
+        packPath = local.pathOf(pk);
         check = await checkPackBytes(createReadStream(packPath, { highWaterMark: 1 << 20 }), undefined, l.name, problems, signal);
       } else {
         const body = await blobs.getStream(pk, signal);
@@ -441,7 +470,7 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
       }
       files.paths.set(l.name, packPath);
       if (options.full && index && idxBytes && check.intact) {
-        const idxPath = local ? join(blobs.root, 'objects', 'pack', `${l.name}.idx`) : join(workDir!, `${l.name}.idx`);
+        const idxPath = local ? local.pathOf(ik) : join(workDir!, `${l.name}.idx`);
         if (!local) await writeFile(idxPath, idxBytes);
         try {
           const result = await verifyPack(packPath, idxPath, { threads: options.threads, signal, fsck });
@@ -464,7 +493,7 @@ export async function verifyStore(blobs: BlobStore, options: VerifyStoreOptions 
     if (fsck) await reportFsck(findings, objects, fsck, problems);
 
     // 4. Git's files.
-    await checkGitFiles(blobs, manifest, objects, packFiles, problems, signal);
+    await checkGitFiles(blobs, manifest, readable, packFiles, problems, signal);
   } finally {
     await objects?.close();
     if (workDir) await rm(workDir, { recursive: true, force: true });
@@ -665,87 +694,177 @@ async function checkPeeled(objects: LayeredObjects, ref: Manifest['refs'][number
   }
 }
 
-/** Git's files against the manifest: identical, stale but consistent (a warning), or broken (an error). */
+/** What Git's clients do with a HEAD file that does not say "ref: refs/..." (setup.c validate_headref). */
+function headOutsideRefs(directory: boolean): string {
+  return `${directory ? '`git clone` of the directory fails ("repository does not exist"), and ' : ''}\`git clone\` over plain HTTP checks nothing out ("remote HEAD refers to nonexistent ref")`;
+}
+
+/** What repairs Git's files: every write rewrites them from the manifest. */
+const REWRITE = "the next `packferry mirror` or push into the store, or `packferry store compact`, rewrites Git's files from the manifest";
+
+/** Up to three refs of a list, for messages. */
+function someRefs(refs: string[]): string {
+  return refs.length <= 3 ? refs.join(', ') : `${refs.slice(0, 3).join(', ')} and ${refs.length - 3} more`;
+}
+
+/**
+ * Git's files against the manifest. Identical: nothing to say. Otherwise
+ * what Git's clients get decides: a complete older state — HEAD names a
+ * ref under refs/, packed-refs and info/refs agree and are valid sets of
+ * refs, and every ref they list names an object in a pack that
+ * objects/info/packs lists and whose files are there — is a warning (a
+ * writer stopped between its commit and its last step; the next write
+ * rewrites them). Anything else is an error saying which clone fails and how.
+ */
 async function checkGitFiles(
   blobs: BlobStore,
   manifest: Manifest,
-  objects: LayeredObjects,
+  layers: Layer[],
   packFiles: Map<string, BlobInfo>,
   problems: Problems,
   signal?: AbortSignal,
 ): Promise<void> {
-  const stale = (key: string, why: string) =>
-    problems.warning('stale-git-file', `${key} ${why}; Git's clients still see an older, complete state: the next sync that changes something, or \`packferry store compact\`, rewrites it`, { key });
-  const text = async (key: string) => (await blobs.get(key, signal))?.toString('utf8');
-
-  // objects/info/packs: the packs a dumb-HTTP client fetches from.
-  let listedPacks: string[] = manifest.layers.map((l) => l.name);
-  const infoPacks = await text(KEYS.infoPacks);
-  if (infoPacks === undefined) {
-    stale(KEYS.infoPacks, 'is missing');
-  } else if (infoPacks !== renderInfoPacks(listedPacks)) {
-    const parsed = parseInfoPacks(infoPacks);
-    if (parsed === undefined) {
-      problems.error('bad-git-file', `${KEYS.infoPacks} is malformed: dumb-HTTP clients cannot read it`, { key: KEYS.infoPacks });
-    } else {
-      const absent = parsed.filter((n) => !packFiles.has(packKey(n)) || !packFiles.has(idxKey(n)));
-      for (const n of absent) problems.error('bad-git-file', `${KEYS.infoPacks} lists ${n}, whose files are missing: dumb-HTTP clones fail`, { key: KEYS.infoPacks });
-      if (absent.length === 0) stale(KEYS.infoPacks, `lists other packs than the manifest (${parsed.length} listed, ${listedPacks.length} in the manifest)`);
-      listedPacks = parsed;
-    }
-  }
-
-  // Packs Git's files may rely on that are not layers (retired or orphaned): their indexes, for presence checks.
-  const extra: PackIndex[] = [];
-  const liveNames = new Set(manifest.layers.map((l) => l.name));
-  for (const n of listedPacks) {
-    if (liveNames.has(n)) continue;
-    const bytes = await blobs.get(idxKey(n), signal);
-    if (!bytes) continue;
-    try {
-      extra.push(PackIndex.parse(bytes));
-    } catch {
-      problems.error('bad-git-file', `${KEYS.infoPacks} lists ${n}, whose index is corrupt`, { key: idxKey(n) });
-    }
-  }
-  const present = (oid: ObjectId): boolean => {
-    const raw = oidFromHex(oid);
-    return objects.hasRaw(raw) || extra.some((ix) => ix.findRaw(raw) >= 0);
-  };
-
-  const checkRefsFile = async (key: string, expected: string, parse: (t: string) => Map<string, ObjectId> | undefined) => {
-    const actual = await text(key);
-    if (actual === undefined) return stale(key, 'is missing');
-    if (actual === expected) return;
-    const refs = parse(actual);
-    if (refs === undefined) {
-      problems.error('bad-git-file', `${key} is malformed`, { key });
-      return;
-    }
-    const current = new Map(manifest.refs.map((r) => [r.name, r.oid]));
-    let differ = 0;
-    for (const [name, oid] of refs) if (current.get(name) !== oid) differ++;
-    for (const name of current.keys()) if (!refs.has(name)) differ++;
-    const broken = [...refs].filter(([, oid]) => !present(oid));
-    for (const [name, oid] of broken) {
-      problems.error('bad-git-file', `${key} says ${name} is ${oid}, which is in none of the packs: Git's clients fail`, { key, oid });
-    }
-    if (broken.length === 0) stale(key, differ === 0 ? 'differs from the manifest in form only' : `is behind the manifest (${differ} ref${differ === 1 ? '' : 's'} differ)`);
-  };
-  await checkRefsFile(KEYS.packedRefs, renderPackedRefs(manifest.refs), parsePackedRefs);
-  await checkRefsFile(KEYS.infoRefs, renderInfoRefs(manifest.refs), parseInfoRefs);
-
-  const head = await text(KEYS.head);
-  if (head === undefined) stale(KEYS.head, 'is missing');
-  else if (head !== renderHead(manifest.head)) {
-    if (!/^ref: refs\/\S+\n?$/.test(head)) problems.error('bad-git-file', `${KEYS.head} is malformed: ${JSON.stringify(head.slice(0, 80))}`, { key: KEYS.head });
-    else stale(KEYS.head, `names ${head.slice(5).trim()}, the manifest ${manifest.head}`);
-  }
+  const local = localFiles(blobs);
   if ((await blobs.head(KEYS.config, signal)) === undefined) {
     problems.warning('missing-file', `${KEYS.config} is missing: Git assumes the defaults`, { key: KEYS.config });
   }
-  if (blobs instanceof FsBlobStore && !(await stat(join(blobs.root, 'refs')).then((s) => s.isDirectory(), () => false))) {
+  if (local && !(await stat(local.pathOf('refs')).then((s) => s.isDirectory(), () => false))) {
     problems.error('missing-file', `refs/ is missing: \`git clone\` of the directory does not recognise it as a repository`, { key: 'refs' });
+  }
+  const text = async (key: string) => (await blobs.get(key, signal))?.toString('utf8');
+  const [head, packedRefs, infoRefs, infoPacks] = await Promise.all([KEYS.head, KEYS.packedRefs, KEYS.infoRefs, KEYS.infoPacks].map(text));
+  const layerNames = manifest.layers.map((l) => l.name);
+  const same = {
+    head: head === renderHead(manifest.head),
+    packedRefs: packedRefs === renderPackedRefs(manifest.refs),
+    infoRefs: infoRefs === renderInfoRefs(manifest.refs),
+    infoPacks: infoPacks === renderInfoPacks(layerNames),
+  };
+  if (same.head && same.packedRefs && same.infoRefs && same.infoPacks) return;
+
+  // How Git reads the files in place: `git clone PATH` of a directory store, or of a copy of a bucket.
+  const inPlace = local ? '`git clone` of the directory' : 'Git reading a copy of the files (`git clone` of a copy of the bucket)';
+  let failures = 0;
+  const broken = (key: string, message: string, oid?: ObjectId) => {
+    failures++;
+    problems.error('bad-git-file', `${message}; ${REWRITE}`, { key, ...(oid ? { oid } : {}) });
+  };
+  /** Files behind the manifest (or differing in form) that Git's clients can still use. */
+  const lags: { key: string; why: string; older: boolean }[] = [];
+
+  // packed-refs and info/refs: the refs Git's clients see (by path, and over plain HTTP).
+  const refsFile = (key: string, body: string | undefined, isSame: boolean, parse: (t: string) => GitRef[] | undefined): GitRef[] | undefined => {
+    if (body === undefined) return undefined;
+    if (isSame) return manifest.refs;
+    const refs = parse(body);
+    if (refs === undefined) {
+      broken(key, `${key} is malformed: Git's clients cannot read its refs`);
+      return undefined;
+    }
+    for (const p of refSetProblems(refs.map((r) => r.name))) broken(key, `${key}: ${p.message}`);
+    const current = new Map(manifest.refs.map((r) => [r.name, r]));
+    const listed = new Set(refs.map((r) => r.name));
+    let differ = 0;
+    for (const r of refs) {
+      const m = current.get(r.name);
+      if (m === undefined || m.oid !== r.oid || m.peeled !== r.peeled) differ++;
+    }
+    for (const name of current.keys()) if (!listed.has(name)) differ++;
+    lags.push({ key, why: differ === 0 ? 'differs from the manifest in form only' : `is behind the manifest (${differ} ref${differ === 1 ? '' : 's'} differ)`, older: differ > 0 });
+    return refs;
+  };
+  const packed = refsFile(KEYS.packedRefs, packedRefs, same.packedRefs, parsePackedRefs);
+  const info = refsFile(KEYS.infoRefs, infoRefs, same.infoRefs, parseInfoRefs);
+  if (infoRefs === undefined) broken(KEYS.infoRefs, `${KEYS.infoRefs} is missing: \`git clone\` over plain HTTP fails ("repository not found")`);
+  if (packedRefs === undefined) {
+    if (manifest.refs.length > 0) broken(KEYS.packedRefs, `${KEYS.packedRefs} is missing: ${inPlace} sees none of the ${manifest.refs.length} refs (an empty repository)`);
+    else lags.push({ key: KEYS.packedRefs, why: 'is missing (the manifest has no refs either)', older: false });
+  }
+  if (packed && info) {
+    const byName = new Map(packed.map((r) => [r.name, r]));
+    const differ: string[] = [];
+    for (const r of info) {
+      const p = byName.get(r.name);
+      if (p === undefined || p.oid !== r.oid || p.peeled !== r.peeled) differ.push(r.name);
+      byName.delete(r.name);
+    }
+    differ.push(...byName.keys());
+    if (differ.length > 0) {
+      broken(
+        KEYS.infoRefs,
+        `${KEYS.packedRefs} and ${KEYS.infoRefs} disagree about ${differ.length} ref${differ.length === 1 ? '' : 's'} (${someRefs(differ)}): ${inPlace} and \`git clone\` over plain HTTP get different refs`,
+      );
+    }
+  }
+
+  // objects/info/packs: the packs a plain-HTTP client fetches from; every ref it is shown must be in one.
+  const gitRefs = info ?? packed ?? [];
+  let listed: string[] | undefined;
+  if (infoPacks === undefined) {
+    if (gitRefs.length > 0 || manifest.refs.length > 0) broken(KEYS.infoPacks, `${KEYS.infoPacks} is missing: \`git clone\` over plain HTTP finds none of the refs' objects and fails`);
+    else lags.push({ key: KEYS.infoPacks, why: 'is missing (no refs need it)', older: false });
+  } else if (same.infoPacks) {
+    listed = layerNames;
+  } else {
+    listed = parseInfoPacks(infoPacks);
+    if (listed === undefined) {
+      broken(KEYS.infoPacks, `${KEYS.infoPacks} is malformed: \`git clone\` over plain HTTP cannot read it`);
+    } else {
+      const absent = listed.filter((n) => !packFiles.has(packKey(n)) || !packFiles.has(idxKey(n)));
+      for (const n of absent) broken(KEYS.infoPacks, `${KEYS.infoPacks} lists ${n}, whose files are missing: \`git clone\` over plain HTTP fails`);
+      lags.push({ key: KEYS.infoPacks, why: `lists other packs than the manifest (${listed.length} listed, ${layerNames.length} in the manifest)`, older: true });
+    }
+  }
+  if (listed !== undefined && gitRefs.length > 0) {
+    // The listed packs' indexes: the layers' (loaded already), others' (retired or orphaned layers) read here.
+    const loaded = new Map(layers.map((l) => [l.name, l.index]));
+    const indexes: PackIndex[] = [];
+    for (const n of listed) {
+      const have = loaded.get(n);
+      if (have) {
+        indexes.push(have);
+        continue;
+      }
+      if (!packFiles.has(idxKey(n))) continue; // reported above
+      const bytes = await blobs.get(idxKey(n), signal);
+      if (!bytes) continue;
+      try {
+        indexes.push(PackIndex.parse(bytes));
+      } catch {
+        // A layer's own corrupt index is reported with the layer.
+        if (!layerNames.includes(n)) broken(KEYS.infoPacks, `${KEYS.infoPacks} lists ${n}, whose index is corrupt: \`git clone\` over plain HTTP fails`);
+      }
+    }
+    const unreachable = gitRefs.filter((r) => !indexes.some((ix) => ix.findRaw(oidFromHex(r.oid)) >= 0));
+    if (unreachable.length > 0) {
+      const first = unreachable[0];
+      broken(
+        info ? KEYS.infoRefs : KEYS.packedRefs,
+        `${info ? KEYS.infoRefs : KEYS.packedRefs} names ${unreachable.length} ref${unreachable.length === 1 ? '' : 's'} (${someRefs(unreachable.map((r) => r.name))}) whose objects are in none of the packs ${KEYS.infoPacks} lists (${first.name} is ${first.oid}): \`git clone\` over plain HTTP fails ("Unable to find ${first.oid}")`,
+        first.oid,
+      );
+    }
+  }
+
+  // HEAD: "ref: refs/...", or Git does not take the directory for a repository.
+  if (head === undefined) {
+    broken(KEYS.head, `${KEYS.head} is missing: ${headOutsideRefs(local !== undefined)}`);
+  } else if (!same.head) {
+    const target = /^ref: (\S+)\n?$/.exec(head)?.[1];
+    if (target === undefined || !isHeadTarget(target)) {
+      broken(
+        KEYS.head,
+        `${KEYS.head} says ${JSON.stringify(head.slice(0, 80))}, not "ref: " and a ref under refs/: ${head.startsWith('ref: refs/') ? 'clones check nothing out' : headOutsideRefs(local !== undefined)}`,
+      );
+    } else {
+      lags.push({ key: KEYS.head, why: `names ${target}, the manifest ${manifest.head}`, older: true });
+    }
+  }
+
+  for (const lag of lags) {
+    // Beside an error, a lagging file is part of the broken state the error describes (and repaired with it).
+    const state = failures > 0 ? '' : lag.older ? `: Git's clients see an older, complete state until ${REWRITE}` : `: Git's clients see the manifest's state; ${REWRITE}`;
+    problems.warning('stale-git-file', `${lag.key} ${lag.why}${state}`, { key: lag.key });
   }
 }
 

@@ -5,13 +5,15 @@
 // server that serves a store's files as a dumb-HTTP Git server would (query
 // strings ignored, as S3 ignores them), optionally with some files replaced
 // by earlier copies: what a clone that began before a change has read.
+// `localCopy` copies a store's files into a directory, as Git reads a copy of
+// a bucket in place.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { storeSource, storeTarget } from '../../src/mirror/endpoints.js';
 import { mirror, type MirrorResult } from '../../src/mirror/sync.js';
 import type { BlobStore } from '../../src/store/backend.js';
@@ -219,4 +221,21 @@ export function fileUpstream(root: string): (path: string) => Promise<Buffer | u
     if (path.split('/').some((seg) => seg === '..')) return undefined;
     return readFile(join(root, ...path.split('/').filter((s) => s !== ''))).catch(() => undefined);
   };
+}
+
+/**
+ * The store's files copied into `to` (what `aws s3 sync` of its prefix
+ * gives), plus the empty refs/ that Git wants in a repository and a bucket
+ * cannot hold: the store as `git clone PATH` of such a copy reads it.
+ */
+export async function localCopy(blobs: BlobStore, to: string): Promise<string> {
+  for (const info of await blobs.list('')) {
+    const bytes = await blobs.get(info.key);
+    if (bytes === undefined) continue;
+    const path = join(to, ...info.key.split('/'));
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, bytes);
+  }
+  await mkdir(join(to, 'refs', 'heads'), { recursive: true });
+  return to;
 }

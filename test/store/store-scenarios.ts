@@ -11,9 +11,12 @@
 //   (nothing written, one request), restore into an empty repository and
 //   incrementally;
 // - interrupted syncs: the writer killed at several points (while the pack
-//   arrives, once a layer is stored, at the commit point, after it, at
-//   random times) and the source's connection cut mid-pack: after each, the
-//   store verifies (orphans are warnings), its refs are all old or all new,
+//   arrives, once a layer is stored, at the commit point, after it, between
+//   packed-refs and info/refs, at random times) and the source's connection
+//   cut mid-pack: after each, the
+//   store's refs are all old or all new, verify's verdict is what Git's
+//   clients get (no errors exactly when every clone, by path and over plain
+//   HTTP, gets one complete state; orphans and lagging files are warnings),
 //   and the next sync completes;
 // - concurrent writers: two syncs of one change at once both succeed; where
 //   commits fall back to the writer lock (no conditional writes), a writer is
@@ -30,7 +33,12 @@
 //   dropped by --all;
 // - verify detects a corrupted pack, a missing or foreign index, a lying
 //   index (--full), a ref to a missing object, stale or broken Git files,
-//   orphans, a layer both listed and retired, corrupt LFS objects.
+//   orphans, a layer both listed and retired, corrupt LFS objects; refs Git
+//   cannot hold (a directory/file conflict, a bad name, a duplicate, a bad
+//   HEAD), on which Git's clients fail; Git's files a first sync stopped
+//   after its commit left missing (every clone fails: an error), and Git's
+//   files of an older generation told apart by what clones get (an older,
+//   complete state: a warning; anything else: an error).
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -42,12 +50,12 @@ import { compactStore, type CompactOptions } from '../../src/store/compact.js';
 import { idxKey, KEYS, lfsKey, packKey, renderHead, renderInfoPacks, renderInfoRefs, renderPackedRefs } from '../../src/store/layout.js';
 import { conditionalWrites } from '../../src/store/backend.js';
 import { acquireWriterLock } from '../../src/store/lock.js';
-import { parseManifest, serializeManifest } from '../../src/store/manifest.js';
+import { parseManifest, serializeManifest, type Manifest } from '../../src/store/manifest.js';
 import { verifyStore } from '../../src/store/verify.js';
 import { git, gitAsync, tempDir } from '../support/git.js';
 import { assertMirrored, commitFiles, deleteRef, initBare, installFakeGit, makeSource, noise, refMap, updateRef, type JsonReport } from '../support/mirror-fixtures.js';
 import { generateRepo } from '../support/repogen.js';
-import { json, openRepo, packferryCli, readManifest, run, sameRefs, storeRefs, syncStore, type StoreSite, type VerifyJson } from './store-fixtures.js';
+import { json, localCopy, openRepo, packferryCli, readManifest, run, sameRefs, storeRefs, syncStore, type StoreSite, type VerifyJson } from './store-fixtures.js';
 
 interface CompactJson {
   ok: boolean;
@@ -111,6 +119,31 @@ export function storeScenarios(getSite: () => StoreSite): void {
     assert.equal(git(['symbolic-ref', 'HEAD'], { cwd: clone }), git(['symbolic-ref', 'HEAD'], { cwd: source }));
     return clone;
   };
+  interface GitView {
+    how: string;
+    ok: boolean;
+    stderr: string;
+    refs?: Map<string, string>;
+    head?: string;
+  }
+  /**
+   * What Git's clients get from the store, each way Git reads it: in place (`git clone PATH` of a directory
+   * store, or of a copy of a bucket's files) and over plain HTTP. A mirror clone's refs and HEAD, or its failure.
+   */
+  const gitViews = async (site: StoreSite, store: string): Promise<GitView[]> => {
+    const inPlace = site.name === 'directory' ? store : await localCopy(site.blobs(store), dir('copy'));
+    const overHttp = site.name === 'directory' ? site.frontUrl(store, {}) : site.cloneUrl(store);
+    const views: GitView[] = [];
+    for (const [how, url] of [['by path', inPlace], ['over plain HTTP', overHttp]]) {
+      const clone = dir('view');
+      const r = await gitAsync(['clone', '-q', '--mirror', url, clone]);
+      views.push(r.code === 0 ? { how, ok: true, stderr: r.stderr, refs: refMap(clone), head: git(['symbolic-ref', 'HEAD'], { cwd: clone }) } : { how, ok: false, stderr: r.stderr });
+    }
+    return views;
+  };
+  /** Every clone succeeds and all get the same refs and HEAD: one of `states`, and `head`. */
+  const oneCompleteState = (views: GitView[], states: Map<string, string>[], head: string): boolean =>
+    views.every((v) => v.ok && v.head === head && states.some((state) => sameRefs(v.refs!, state)) && sameRefs(v.refs!, views[0].refs!));
 
   it('mirrors into the store, clones with Git, syncs incrementally with one layer, writes nothing when in sync, restores', async () => {
     const site = getSite();
@@ -185,6 +218,11 @@ export function storeScenarios(getSite: () => StoreSite): void {
     const packFiles = () => (site.name === 'directory' && existsSync(join(store, 'objects', 'pack')) ? readdirSync(join(store, 'objects', 'pack')) : []);
 
     let layersNow = 0;
+    /** Every set of refs the store's manifest has held (none before its first commit): Git's files may lag behind by more than one interruption. */
+    const history: Map<string, string>[] = [];
+    const remember = (refs: Map<string, string>) => {
+      if (refs.size > 0) history.push(refs);
+    };
     type Trigger = { label: string; afterMs?: number; when?: () => boolean; hang?: (method: string, key: string) => boolean; env?: NodeJS.ProcessEnv };
     const triggers: Trigger[] = [];
     if (site.hang) {
@@ -193,6 +231,7 @@ export function storeScenarios(getSite: () => StoreSite): void {
         { label: 'while the pack uploads', hang: (m, k) => m === 'PUT' && /^objects\/pack\/pack-.*\.pack$/.test(k) },
         { label: 'at the commit point', hang: (m, k) => m === 'PUT' && k === KEYS.manifest },
         { label: "after the commit, before Git's files", hang: (m, k) => m === 'PUT' && k === KEYS.infoPacks },
+        { label: 'between packed-refs and info/refs', hang: (m, k) => m === 'PUT' && k === KEYS.infoRefs },
       );
     } else {
       triggers.push(
@@ -206,6 +245,7 @@ export function storeScenarios(getSite: () => StoreSite): void {
 
     for (const [i, trigger] of triggers.entries()) {
       const old = await storeRefs(blobs);
+      remember(old);
       if (sameRefs(old, refMap(source))) advance();
       const next = refMap(source);
       layersNow = (await readManifest(blobs))?.layers.length ?? 0;
@@ -220,7 +260,6 @@ export function storeScenarios(getSite: () => StoreSite): void {
         await sleep(1);
       }
       const result = await child.done;
-      if (process.env.STORE_TEST_DEBUG) console.error(`${site.name} ${trigger.label}: exit ${result.code} after ${Date.now() - started} ms`);
       if (trigger.hang) assert.notEqual(result.code, 0, `${trigger.label}: the writer was not stopped`);
       if (trigger.env) assert.equal(result.code, 1, `${trigger.label}: the mirror should fail`);
       // `packferry store verify` after every interruption of a directory store; an S3 client takes half a
@@ -228,18 +267,39 @@ export function storeScenarios(getSite: () => StoreSite): void {
       const checked = site.name === 'directory' || i === 0 ? await verifyCli(site, store) : { code: 0, report: await verifyStore(blobs) };
       // A first sync stopped before anything reached the store left no store at all (exit 3: nothing to verify).
       const nothingYet = old.size === 0 && checked.code === 3 && (await blobs.list('')).length === 0;
-      if (!nothingYet) {
-        assert.equal(checked.code, 0, `${trigger.label}: store verify failed:\n${JSON.stringify(checked.report.problems, null, 1)}`);
-        assert.ok(checked.report.problems.every((p) => p.severity === 'warning'), `${trigger.label}: ${JSON.stringify(checked.report.problems)}`);
-        for (const p of checked.report.problems) assert.ok(['orphan', 'lock', 'stale-git-file'].includes(p.kind), `${trigger.label}: ${p.message}`);
-      }
+      if (nothingYet) Object.assign(checked, { code: 0, report: { ...checked.report, problems: [] } });
+      assert.ok(Array.isArray(checked.report.problems), `${trigger.label}: store verify exit ${checked.code}, no report: ${JSON.stringify(checked.report)}`);
+      const errors = checked.report.problems.filter((p) => p.severity === 'error');
+      const what = `${trigger.label}: ${JSON.stringify(checked.report.problems, null, 1)}`;
+      if (process.env.STORE_TEST_DEBUG) console.error(`${site.name} ${trigger.label}: exit ${result.code} after ${Date.now() - started} ms; verify: ${errors.length} errors, ${checked.report.problems.length - errors.length} warnings`);
+      // An interruption can leave orphans, a dead writer's lock, and Git's files behind the manifest; nothing else.
+      for (const p of checked.report.problems) assert.ok(['orphan', 'lock', 'stale-git-file', 'bad-git-file'].includes(p.kind), `${trigger.label}: ${p.message}`);
+      if (site.name === 'directory' || i === 0) assert.equal(checked.code, errors.length > 0 ? 1 : 0, what);
       const now = await storeRefs(blobs);
       assert.ok(sameRefs(now, old) || sameRefs(now, next), `${trigger.label}: the store's refs are neither all old nor all new`);
+      remember(now);
+      const committed = (await readManifest(blobs)) !== undefined;
+      if (committed) {
+        // Verify tells the truth: no errors exactly when every clone gets one complete state, the new one
+        // or one the store held before.
+        const views = await gitViews(site, store);
+        const complete = oneCompleteState(views, [...history, next], 'refs/heads/main');
+        assert.equal(errors.length === 0, complete, `${what}\nGit's clients: ${JSON.stringify(views.map((v) => ({ ...v, refs: v.refs?.size })))}`);
+      } else {
+        assert.deepEqual(errors, [], what);
+      }
+      if (trigger.label.startsWith('between packed-refs')) {
+        // packed-refs has the new refs, info/refs the old: by path and over plain HTTP, clones get different refs.
+        assert.ok(sameRefs(now, next) && old.size > 0, 'a later sync, committed before the writer stopped');
+        assert.ok(errors.some((p) => p.kind === 'bad-git-file' && /packed-refs and info\/refs disagree/.test(p.message)), what);
+      }
       if (trigger.label.startsWith('after the commit')) {
-        // Git's files lag behind the manifest. A sync that only deletes a ref (no new layer) must still
-        // bring every one of them up to date, objects/info/packs included.
+        // Git's files lag behind the manifest: those of the sync before (a complete older state, a
+        // warning) or, after a first sync, none at all (every clone fails: errors). A sync that only
+        // deletes a ref (no new layer) must still bring every one of them up to date, objects/info/packs included.
         assert.ok(sameRefs(now, next), 'the commit was made before the writer stopped');
-        assert.ok(checked.report.problems.some((p) => p.kind === 'stale-git-file'), "Git's files should lag behind");
+        assert.ok(checked.report.problems.some((p) => p.kind === 'stale-git-file' || p.kind === 'bad-git-file'), "Git's files should lag behind");
+        assert.equal(errors.length > 0, old.size === 0, `a first sync stopped after its commit leaves Git's clients nothing to clone, a later one an older state: ${what}`);
         const doomed = [...next.keys()].find((r) => r.startsWith('refs/heads/') && r !== 'refs/heads/main')!;
         deleteRef(source, doomed);
         const deleting = await syncStore(site, { into: store, from: source });
@@ -586,16 +646,18 @@ export function storeScenarios(getSite: () => StoreSite): void {
       },
     );
 
-    // info/refs behind the manifest (a writer that stopped after its commit): a warning, an error with
-    // --strict; info/refs naming an object in none of the packs, objects/info/packs naming a missing pack:
-    // errors. Compaction rewrites them.
+    // packed-refs and info/refs behind the manifest, alike (an older state, as a writer that stopped after
+    // its commit leaves): a warning, an error with --strict; info/refs naming an object in none of the
+    // packs, objects/info/packs naming a missing pack: errors. Compaction rewrites them.
     const infoRefs = (await blobs.get(KEYS.infoRefs))!.toString();
+    const packedRefs = (await blobs.get(KEYS.packedRefs))!.toString();
     await blobs.put(KEYS.infoRefs, Buffer.from(infoRefs.split('\n').filter((l) => !l.endsWith('\trefs/heads/main')).join('\n')));
+    await blobs.put(KEYS.packedRefs, Buffer.from(packedRefs.split('\n').filter((l) => !l.endsWith(' refs/heads/main')).join('\n')));
     let r = await check();
     assert.equal(r.code, 0);
     assert.deepEqual(
       r.report.problems.map((p) => `${p.kind} ${p.key}`),
-      [`stale-git-file ${KEYS.infoRefs}`],
+      [`stale-git-file ${KEYS.packedRefs}`, `stale-git-file ${KEYS.infoRefs}`],
     );
     assert.equal((await check(['--strict'])).code, 1);
     await blobs.put(KEYS.infoRefs, Buffer.from(infoRefs.replace(/^[0-9a-f]{40}/, '0123456789'.repeat(4))));
@@ -640,6 +702,199 @@ export function storeScenarios(getSite: () => StoreSite): void {
     await blobs.delete(lfsKey(oid));
     await verifyOk(site, store, { full: true });
   });
+  it("verify fails refs Git cannot hold — a directory/file conflict, a bad name, a duplicate, a bad HEAD, a wrong peeled value — and Git's clients fail on them", async () => {
+    const site = getSite();
+    const source = dir('bad-refs-source');
+    await makeSource(source, 15);
+    const store = site.address('bad-refs');
+    const blobs = site.blobs(store);
+    await syncStore(site, { into: store, from: source });
+    await verifyOk(site, store);
+    const main = (await storeRefs(blobs)).get('refs/heads/main')!;
+    const keys = [KEYS.manifest, KEYS.packedRefs, KEYS.infoRefs, KEYS.head];
+    const original = await Promise.all(keys.map(async (key) => (await blobs.get(key))!));
+    /** The manifest edited, and Git's files as a writer renders them from it. */
+    const craft = async (edit: (m: Manifest) => void) => {
+      const m = (await readManifest(blobs))!;
+      edit(m);
+      m.refs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      await blobs.put(KEYS.manifest, serializeManifest(m));
+      await blobs.put(KEYS.packedRefs, Buffer.from(renderPackedRefs(m.refs)));
+      await blobs.put(KEYS.infoRefs, Buffer.from(renderInfoRefs(m.refs)));
+      await blobs.put(KEYS.head, Buffer.from(renderHead(m.head)));
+    };
+    const restore = async () => {
+      for (const [i, key] of keys.entries()) await blobs.put(key, original[i]);
+    };
+    const clone = async (url: string, flags = ['--mirror']) => {
+      const to = dir('clone');
+      return { ...(await gitAsync(['clone', '-q', ...flags, url, to])), dir: to };
+    };
+    /** The report's ref errors whose message names every one of `names`. */
+    const refErrors = (report: { problems: { severity: string; kind: string; message: string }[] }, ...names: string[]) =>
+      report.problems.filter((p) => p.severity === 'error' && p.kind === 'bad-ref' && names.every((n) => p.message.includes(n)));
+
+    // refs/heads/x and refs/heads/x/y: Git keeps refs as files, and no clone can hold both.
+    await craft((m) => m.refs.push({ name: 'refs/heads/x', oid: main }, { name: 'refs/heads/x/y', oid: main }));
+    let cloned = await clone(site.cloneUrl(store));
+    assert.notEqual(cloned.code, 0, 'git clone of a store holding refs/heads/x and refs/heads/x/y');
+    assert.match(cloned.stderr, /cannot process 'refs\/heads\/x' and 'refs\/heads\/x\/y'/);
+    const conflict = await verifyCli(site, store);
+    assert.equal(conflict.code, 1, JSON.stringify(conflict.report.problems));
+    assert.equal(refErrors(conflict.report, 'refs/heads/x and refs/heads/x/y', 'directory/file').length, 1, JSON.stringify(conflict.report.problems));
+    await restore();
+
+    // A name check-ref-format refuses: Git's clients leave it out.
+    await craft((m) => m.refs.push({ name: 'refs/heads/a..b', oid: main }));
+    cloned = await clone(site.cloneUrl(store));
+    assert.equal(cloned.code, 0, cloned.stderr);
+    assert.match(cloned.stderr, /Ignoring funny ref 'refs\/heads\/a\.\.b'/);
+    assert.equal(refMap(cloned.dir).has('refs/heads/a..b'), false);
+    let report = await verifyStore(blobs);
+    assert.equal(report.ok, false);
+    assert.equal(refErrors(report, '"refs/heads/a..b"', 'not a valid ref name').length, 1, JSON.stringify(report.problems));
+    await restore();
+
+    // A ref listed twice.
+    await craft((m) => m.refs.push({ name: 'refs/heads/main', oid: main }));
+    cloned = await clone(site.cloneUrl(store));
+    assert.notEqual(cloned.code, 0);
+    assert.match(cloned.stderr, /multiple updates for ref 'refs\/heads\/main' not allowed/);
+    report = await verifyStore(blobs);
+    assert.equal(report.ok, false);
+    assert.equal(refErrors(report, 'refs/heads/main', 'listed twice').length, 1, JSON.stringify(report.problems));
+    await restore();
+
+    // HEAD outside refs/: no repository to Git by path, nothing checked out over plain HTTP.
+    await craft((m) => {
+      m.head = 'garbage';
+    });
+    if (site.name === 'directory') {
+      cloned = await clone(store);
+      assert.notEqual(cloned.code, 0);
+      assert.match(cloned.stderr, /does not exist/);
+    }
+    cloned = await clone(site.name === 'directory' ? site.frontUrl(store, {}) : site.cloneUrl(store), []);
+    assert.match(cloned.stderr, /remote HEAD refers to nonexistent ref/);
+    report = await verifyStore(blobs);
+    assert.equal(report.ok, false);
+    assert.equal(refErrors(report, 'HEAD', '"garbage"').length, 1, JSON.stringify(report.problems));
+    await restore();
+
+    // A peeled value that is not where the tag's chain ends.
+    const tag = (await readManifest(blobs))!.refs.find((r) => r.peeled !== undefined)!;
+    await craft((m) => {
+      m.refs.find((r) => r.name === tag.name)!.peeled = main === tag.peeled ? tag.oid : main;
+    });
+    report = await verifyStore(blobs);
+    assert.equal(report.ok, false);
+    assert.equal(refErrors(report, tag.name, `peels to ${tag.peeled}`).length, 1, JSON.stringify(report.problems));
+    await restore();
+
+    await verifyOk(site, store);
+    await cloneMatches(site, store, source);
+  });
+
+  it("verify fails a store whose first sync stopped after its commit: Git's files are missing and every clone fails", async () => {
+    const site = getSite();
+    const source = dir('first-crash-source');
+    await makeSource(source, 16);
+    const store = site.address('first-crash');
+    const blobs = site.blobs(store);
+    await mirrorCliOk(site, source, store);
+    // What a writer killed (or a disk that filled up) right after its first commit leaves: the manifest, no Git files.
+    const gitFiles = [KEYS.head, KEYS.infoPacks, KEYS.infoRefs, KEYS.packedRefs];
+    for (const key of gitFiles) await blobs.delete(key);
+    const [byPath, overHttp] = await gitViews(site, store);
+    assert.equal(byPath.ok, false, 'git clone by path');
+    assert.match(byPath.stderr, /does not exist/);
+    assert.equal(overHttp.ok, false, 'git clone over plain HTTP');
+    assert.match(overHttp.stderr, /not found/);
+    const r = await verifyCli(site, store);
+    assert.equal(r.code, 1, JSON.stringify(r.report.problems));
+    assert.equal(r.report.ok, false);
+    assert.deepEqual(r.report.problems.map((p) => `${p.severity} ${p.kind} ${p.key}`).sort(), gitFiles.map((key) => `error bad-git-file ${key}`).sort());
+    const message = (key: string) => r.report.problems.find((p) => p.key === key)!.message;
+    assert.match(message(KEYS.infoRefs), /info\/refs is missing: `git clone` over plain HTTP fails \("repository not found"\)/);
+    assert.match(message(KEYS.head), /HEAD is missing/);
+    for (const p of r.report.problems) assert.match(p.message, /packferry store compact/, 'says what repairs it');
+    assert.ok(r.report.problems.every((p) => !p.message.includes('older, complete state')));
+    // Compaction rewrites Git's files, and then every clone works.
+    const repaired = await compactNow(site, store);
+    assert.equal(repaired.repaired, true);
+    await verifyOk(site, store);
+    const views = await gitViews(site, store);
+    assert.ok(oneCompleteState(views, [refMap(source)], 'refs/heads/main'), JSON.stringify(views.map((v) => ({ ...v, refs: v.refs?.size }))));
+    await cloneMatches(site, store, source);
+  });
+
+  it("verify tells an older, complete state of Git's files (a warning: clones get the old refs) from an incomplete one (an error: a clone fails or clones disagree)", async () => {
+    const site = getSite();
+    const source = dir('older-source');
+    await makeSource(source, 17);
+    const store = site.address('older');
+    const blobs = site.blobs(store);
+    const gitFiles = [KEYS.head, KEYS.infoPacks, KEYS.packedRefs, KEYS.infoRefs];
+    const read = async () => new Map(await Promise.all(gitFiles.map(async (key) => [key, (await blobs.get(key))!] as const)));
+    await syncStore(site, { into: store, from: source });
+    const first = await read();
+    const old = refMap(source);
+    commitFiles(source, 'main', { 'second.bin': noise(20_000, 'second') });
+    updateRef(source, 'refs/heads/second', git(['rev-parse', 'refs/heads/main'], { cwd: source }));
+    await syncStore(site, { into: store, from: source });
+    const next = refMap(source);
+    const second = await read();
+    const views = () => gitViews(site, store);
+    const shown = (v: GitView[]) => JSON.stringify(v.map((x) => ({ ...x, refs: x.refs?.size })));
+
+    // All of Git's files of the first sync under the second's manifest (a writer stopped right after its
+    // commit): every clone gets the old refs. A warning per lagging file; an error with --strict.
+    for (const key of gitFiles) await blobs.put(key, first.get(key)!);
+    let seen = await views();
+    assert.ok(oneCompleteState(seen, [old], 'refs/heads/main'), shown(seen));
+    const warned = await verifyCli(site, store);
+    assert.equal(warned.code, 0, JSON.stringify(warned.report.problems));
+    assert.deepEqual(
+      warned.report.problems.map((p) => `${p.severity} ${p.kind} ${p.key}`).sort(),
+      [KEYS.infoPacks, KEYS.packedRefs, KEYS.infoRefs].map((key) => `warning stale-git-file ${key}`).sort(),
+    );
+    for (const p of warned.report.problems) assert.match(p.message, /Git's clients see an older, complete state until the next `packferry mirror`/);
+    assert.equal((await verifyCli(site, store, ['--strict'])).code, 1);
+
+    // The second sync's refs under the first's objects/info/packs: a clone by path reads every pack and
+    // works, one over plain HTTP looks only in the listed packs and cannot find the new commit.
+    await blobs.put(KEYS.packedRefs, second.get(KEYS.packedRefs)!);
+    await blobs.put(KEYS.infoRefs, second.get(KEYS.infoRefs)!);
+    seen = await views();
+    assert.ok(seen[0].ok && sameRefs(seen[0].refs!, next), shown(seen));
+    assert.equal(seen[1].ok, false, shown(seen));
+    assert.match(seen[1].stderr, /Unable to find/);
+    let report = await verifyStore(blobs);
+    let errors = report.problems.filter((p) => p.severity === 'error');
+    assert.deepEqual(errors.map((p) => `${p.kind} ${p.key}`), [`bad-git-file ${KEYS.infoRefs}`], JSON.stringify(report.problems));
+    assert.match(errors[0].message, /refs\/heads\/second/);
+    assert.match(errors[0].message, /in none of the packs objects\/info\/packs lists/);
+    assert.ok(report.problems.every((p) => !p.message.includes('older, complete state')), JSON.stringify(report.problems));
+
+    // The second sync's packed-refs, the first's info/refs (a writer stopped between the two): both clones
+    // work, but they get different refs.
+    for (const key of gitFiles) await blobs.put(key, second.get(key)!);
+    await blobs.put(KEYS.infoRefs, first.get(KEYS.infoRefs)!);
+    seen = await views();
+    assert.ok(seen[0].ok && sameRefs(seen[0].refs!, next), shown(seen));
+    assert.ok(seen[1].ok && sameRefs(seen[1].refs!, old), shown(seen));
+    report = await verifyStore(blobs);
+    errors = report.problems.filter((p) => p.severity === 'error');
+    assert.deepEqual(errors.map((p) => `${p.kind} ${p.key}`), [`bad-git-file ${KEYS.infoRefs}`], JSON.stringify(report.problems));
+    assert.match(errors[0].message, /packed-refs and info\/refs disagree about 2 refs \(refs\/heads\/main, refs\/heads\/second\)/);
+
+    const repaired = await compactNow(site, store);
+    assert.equal(repaired.repaired, true);
+    await verifyOk(site, store);
+    seen = await views();
+    assert.ok(oneCompleteState(seen, [next], 'refs/heads/main'), shown(seen));
+  });
+
 }
 
 /** Moves an annotated tag to a new tag object (a rewrite a mirror must carry). */
