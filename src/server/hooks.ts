@@ -32,8 +32,7 @@ import { createHash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import { PackferryError, ErrorCode } from '../core/errors.js';
 import type { RefUpdateCommand } from '../protocol/receive-pack.js';
-import type { BlobStore } from '../store/backend.js';
-import { FsBlobStore } from '../store/fs-backend.js';
+import { localFiles, type BlobStore } from '../store/backend.js';
 import type { HookName } from '../store/root.js';
 
 export interface HookRun {
@@ -157,9 +156,10 @@ async function probeBwrap(bwrap: string, network: boolean, scratchParent: string
 /** The hook's executable path, or undefined when the repository has none. */
 async function hookPath(store: BlobStore, name: HookName, cacheDir: string): Promise<string | undefined> {
   const key = `hooks/${name}`;
-  if (store instanceof FsBlobStore) {
+  const local = localFiles(store);
+  if (local) {
     const info = await store.head(key);
-    return info ? join(store.root, 'hooks', name) : undefined;
+    return info ? local.pathOf(key) : undefined;
   }
   const body = await store.get(key);
   if (!body) return undefined;
@@ -201,7 +201,7 @@ export function hookEnvironment(context: HookContext, home: string, gitDir: stri
 export async function runHook(store: BlobStore, name: HookName, context: HookContext, args: string[], stdin: string): Promise<HookRun | undefined> {
   const found = await hookPath(store, name, context.cacheDir);
   if (found === undefined) return undefined;
-  if (store instanceof FsBlobStore) await chmod(found, 0o755).catch(() => {});
+  if (localFiles(store)) await chmod(found, 0o755).catch(() => {});
   // Absolute: bwrap's binds and --chdir need them, and a hook may change directory.
   const path = resolve(found);
   const gitDir = context.gitDir === undefined ? undefined : resolve(context.gitDir);

@@ -18,8 +18,7 @@ import { oidFromHex, type ObjectId } from '../core/oid.js';
 import { PackIndex } from '../pack/idx.js';
 import { PackFile } from '../pack/packfile.js';
 import { PackReader, type PackedObject } from '../pack/reader.js';
-import type { BlobStore } from './backend.js';
-import { FsBlobStore } from './fs-backend.js';
+import { localFiles, type BlobStore, type LocalFiles } from './backend.js';
 import { idxKey, packKey } from './layout.js';
 
 /** See LayeredObjects.findRaw. */
@@ -37,9 +36,9 @@ export interface LayerFiles {
 
 /** Directory stores: the packs are already local. */
 export class LocalLayerFiles implements LayerFiles {
-  constructor(private readonly store: FsBlobStore) {}
+  constructor(private readonly files: LocalFiles) {}
   async packPath(name: string): Promise<string> {
-    return join(this.store.root, 'objects', 'pack', `${name}.pack`);
+    return this.files.pathOf(`objects/pack/${name}.pack`);
   }
 }
 
@@ -81,7 +80,8 @@ export class CachedLayerFiles implements LayerFiles {
 }
 
 export function layerFilesFor(store: BlobStore, cacheDir: string): LayerFiles {
-  return store instanceof FsBlobStore ? new LocalLayerFiles(store) : new CachedLayerFiles(store, cacheDir);
+  const local = localFiles(store);
+  return local ? new LocalLayerFiles(local) : new CachedLayerFiles(store, cacheDir);
 }
 
 /**
