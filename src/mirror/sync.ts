@@ -292,7 +292,7 @@ async function syncTarget(
               },
             }),
     });
-    // Ends the session (a store target releases its writer lock here; receive-pack has already finished).
+    // Ends the session (a store target closes the repository; receive-pack has already finished).
     await receive.close();
     receive = undefined;
     if (wants.length > 0) {

@@ -1,5 +1,8 @@
-// One writer per repository. Object stores do not all offer compare-and-swap
-// (S3 only recently, and not every S3-compatible server), so the lock is
+// One writer at a time, where a backend cannot compare-and-swap a blob: the
+// commit of a repository (ref-database.ts) and the change of a small
+// document (document.ts) on an S3-compatible service that ignores
+// conditional writes take it for their few requests. Object stores do not
+// all offer compare-and-swap (S3 only recently), so the lock is
 // built from what every backend guarantees — atomic puts of unique keys and
 // read-after-write listing: a writer puts its own lock file under
 // packferry/locks/, then lists them; it holds the lock only if its file is
