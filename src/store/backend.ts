@@ -104,9 +104,11 @@ export interface ConditionalWrites {
  * The store's conditional writes, when it has them and they hold: an
  * S3-compatible service may ignore the conditional headers, which is found
  * out once (a probe) and remembered. Undefined otherwise: the caller falls
- * back to the writer lock (lock.ts).
+ * back to the writer lock (lock.ts). With `probe: false`, only what is known
+ * without asking the service (a reader that would merely like the version
+ * of what it reads does not pay for the probe).
  */
-export async function conditionalWrites(store: BlobStore, signal?: AbortSignal): Promise<ConditionalWrites | undefined> {
-  const s = store as BlobStore & { conditionalWrites?: (signal?: AbortSignal) => Promise<ConditionalWrites | undefined> };
-  return typeof s.conditionalWrites === 'function' ? s.conditionalWrites(signal) : undefined;
+export async function conditionalWrites(store: BlobStore, signal?: AbortSignal, options: { probe?: boolean } = {}): Promise<ConditionalWrites | undefined> {
+  const s = store as BlobStore & { conditionalWrites?: (signal?: AbortSignal, options?: { probe?: boolean }) => Promise<ConditionalWrites | undefined> };
+  return typeof s.conditionalWrites === 'function' ? s.conditionalWrites(signal, options) : undefined;
 }

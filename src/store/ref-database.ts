@@ -49,7 +49,8 @@ export class BlobRefDatabase implements RefDatabase {
   }
 
   async read(signal?: AbortSignal): Promise<Manifest | undefined> {
-    const cw = await conditionalWrites(this.blobs, signal);
+    // The version read comes for free where conditional writes are known to hold; a reader does not probe for them.
+    const cw = await conditionalWrites(this.blobs, signal, { probe: false });
     if (cw) {
       const got = await cw.getVersioned(KEYS.manifest, signal);
       if (got === undefined) return undefined;

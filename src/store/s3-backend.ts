@@ -115,8 +115,10 @@ export interface S3BlobStoreOptions {
   env?: NodeJS.ProcessEnv;
   /**
    * S3's conditional writes (If-Match / If-None-Match on PutObject): 'auto'
-   * (default) probes once whether the service honours them, 'on' trusts
-   * that it does, 'off' never uses them (writers take the writer lock).
+   * probes once, before the first conditional write, whether the service
+   * honours them (the default for an endpoint other than AWS S3's), 'on'
+   * trusts that it does (the default for AWS S3, which documents them),
+   * 'off' never uses them (writers take the writer lock).
    */
   conditionalWrites?: ConditionalWritesMode;
 }
@@ -297,7 +299,8 @@ export class S3BlobStore implements BlobStore, ConditionalWrites {
     this.storageClass = options.storageClass;
     this.serverSideEncryption = options.serverSideEncryption;
     this.kmsKeyId = options.kmsKeyId;
-    this.conditionalWritesMode = options.conditionalWrites ?? 'auto';
+    // AWS S3 itself documents conditional writes (2024): only other services are probed.
+    this.conditionalWritesMode = options.conditionalWrites ?? (this.endpoint === undefined ? 'on' : 'auto');
     if (this.conditionalWritesMode !== 'auto' && this.conditionalWritesMode !== 'on' && this.conditionalWritesMode !== 'off') {
       throw new PackferryError(ErrorCode.Usage, `conditionalWrites is auto, on or off, not ${JSON.stringify(this.conditionalWritesMode)}`);
     }
@@ -619,11 +622,12 @@ export class S3BlobStore implements BlobStore, ConditionalWrites {
   // Conditional writes.
 
   /** This store's compare-and-swap, when the service honours S3's conditional writes (probed once; see the header). */
-  async conditionalWrites(signal?: AbortSignal): Promise<ConditionalWrites | undefined> {
+  async conditionalWrites(signal?: AbortSignal, options: { probe?: boolean } = {}): Promise<ConditionalWrites | undefined> {
     if (this.conditionalWritesMode === 'off') return undefined;
     if (this.conditionalWritesMode === 'on') return this;
     const id = `${this.endpoint ?? `aws:${this.region}`}\n${this.bucket}`;
     let probe = probes.get(id);
+    if (probe === undefined && options.probe === false) return undefined;
     if (probe === undefined) {
       probe = this.probeConditionalWrites(signal);
       probes.set(id, probe);
