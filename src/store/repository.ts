@@ -167,8 +167,18 @@ export class StoreRepository {
       if (await this.refdb.compareAndSwap(exists ? from.generation : undefined, next, signal)) {
         this.adopt(next);
         this.objectsPromise = undefined;
-        await testPoint('store:committed', signal);
-        await this.publish(next, exists ? from : undefined, signal);
+        try {
+          await testPoint('store:committed', signal);
+          await this.publish(next, exists ? from : undefined, signal);
+        } catch (err) {
+          // Past the commit point the change is made: say so, whatever stopped the publication.
+          const cause = err instanceof PackferryError ? err : undefined;
+          throw new PackferryError(cause?.code ?? ErrorCode.Internal, `${this.description}: the refs moved (generation ${next.generation}), but Git's files were not all rewritten: ${(err as Error).message}`, {
+            cause: err,
+            details: { ...cause?.details, committed: next.generation },
+            hint: "until the next write (a sync, even one with nothing to do, a push, `packferry store compact`) rewrites them, Git's clients see the previous state (after a repository's first commit: none)",
+          });
+        }
         return next;
       }
       if (attempt + 1 >= attempts) {
