@@ -98,11 +98,20 @@ export class TreeCursor {
 
   /** Decodes the next entry; false at the end of the tree. */
   next(): boolean {
+    const start = this.pos;
+    if (start >= this.data.length) return false;
+    const mode = this.readMode(start);
+    return this.finish(start, mode, this.modeEnd, this.data.indexOf(NUL, this.modeEnd));
+  }
+
+  /** Where the name starts after the mode readMode read (a field, so that reading an entry allocates nothing). */
+  private modeEnd = 0;
+
+  /** The octal mode of the entry at `start` and the space after it; sets modeEnd. */
+  private readMode(start: number): number {
     const data = this.data;
     const len = data.length;
-    let p = this.pos;
-    if (p >= len) return false;
-    const start = p;
+    let p = start;
     if (data[p] === SP) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
     let mode = 0;
     for (;;) {
@@ -112,7 +121,8 @@ export class TreeCursor {
       if (c < 0x30 || c > 0x37) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
       mode = ((mode << 3) + (c - 0x30)) >>> 0;
     }
-    return this.finish(start, mode, p, data.indexOf(NUL, p));
+    this.modeEnd = p;
+    return mode;
   }
 
   /**
@@ -122,18 +132,10 @@ export class TreeCursor {
   nextScanningName(): number {
     const data = this.data;
     const len = data.length;
-    let p = this.pos;
-    if (p >= len) return -1;
-    const start = p;
-    if (data[p] === SP) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
-    let mode = 0;
-    for (;;) {
-      if (p >= len) throw invalidObject('tree', 'badTree', 'truncated tree entry', start);
-      const c = data[p++];
-      if (c === SP) break;
-      if (c < 0x30 || c > 0x37) throw invalidObject('tree', 'badTree', 'malformed mode in tree entry', start);
-      mode = ((mode << 3) + (c - 0x30)) >>> 0;
-    }
+    const start = this.pos;
+    if (start >= len) return -1;
+    const mode = this.readMode(start);
+    const p = this.modeEnd;
     let flags = 0;
     let nul = p;
     for (; nul < len; nul++) {
